@@ -1,0 +1,320 @@
+import { Packr, Unpackr } from 'msgpackr';
+import {
+  CONTROL_HEADER_BYTES, MAGIC, MAX_UDP_PAYLOAD_BYTES, MEDIA_HEADER_BYTES, MessageType, Role, Status, Track, VERSION,
+  GoodbyeReason, NoticeEvent,
+} from './constants.ts';
+import { ProtocolError, ProtocolErrorCode as E } from './errors.ts';
+import {
+  checkInt, isRecord, parseProducerInfo, parseStreamMetadata, type ProducerInfo, type StreamMetadata,
+} from './metadata.ts';
+
+// Records and other msgpackr extensions are off: bodies are plain msgpack any peer can read (PROTOCOL.md §4).
+const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true });
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
+
+/** A MEDIA datagram: one fragment of one frame of one track (PROTOCOL.md §3). */
+export interface MediaMessage {
+  readonly type: typeof MessageType.MEDIA;
+  readonly producerId: number;
+  readonly epoch: number;
+  readonly track: Track;
+  readonly flags: number;
+  readonly fragIndex: number;
+  readonly fragCount: number;
+  readonly seq: number;
+  readonly frameNo: number;
+  readonly timestampMs: number;
+  readonly frameBytes: number;
+  readonly fragOffset: number;
+  /** A view into the datagram, not a copy. */
+  readonly payload: Buffer;
+}
+
+interface Control { readonly producerId: number; readonly requestId: number }
+export interface AnnounceMessage extends Control { readonly type: typeof MessageType.ANNOUNCE; readonly epoch: number; readonly metadata: StreamMetadata }
+export interface SubscribeMessage extends Control { readonly type: typeof MessageType.SUBSCRIBE }
+export interface UnsubscribeMessage extends Control { readonly type: typeof MessageType.UNSUBSCRIBE }
+export interface AckDetail {
+  readonly message?: string;
+  readonly metadata?: StreamMetadata;
+  readonly online?: boolean;
+  readonly heartbeatIntervalMs?: number;
+  readonly leaseMs?: number;
+}
+export interface AckMessage extends Control {
+  readonly type: typeof MessageType.ACK;
+  readonly status: Status;
+  readonly ackedType: MessageType;
+  readonly detail: AckDetail;
+}
+export interface ListMessage extends Control { readonly type: typeof MessageType.LIST }
+export interface ListReplyMessage extends Control {
+  readonly type: typeof MessageType.LIST_REPLY;
+  readonly producers: readonly ProducerInfo[];
+  /** More producers are live than fit in one datagram. */
+  readonly truncated: boolean;
+}
+export interface GoodbyeMessage extends Control { readonly type: typeof MessageType.GOODBYE; readonly reason: GoodbyeReason }
+export interface HeartbeatMessage extends Control { readonly type: typeof MessageType.HEARTBEAT; readonly role: Role }
+export interface NoticeMessage extends Control { readonly type: typeof MessageType.NOTICE; readonly event: NoticeEvent }
+export interface StatsMessage extends Control { readonly type: typeof MessageType.STATS }
+export interface StatsReplyMessage extends Control {
+  readonly type: typeof MessageType.STATS_REPLY;
+  readonly stats: Readonly<Record<string, number>>;
+}
+
+export type ControlMessage =
+  | AnnounceMessage | SubscribeMessage | UnsubscribeMessage | AckMessage | ListMessage | ListReplyMessage
+  | GoodbyeMessage | HeartbeatMessage | NoticeMessage | StatsMessage | StatsReplyMessage;
+export type Message = MediaMessage | ControlMessage;
+
+/** Fields of a message to encode: everything but what the encoder derives. */
+export type MediaFields = Omit<MediaMessage, 'type'>;
+
+const STATUS_VALUES = new Set<number>(Object.values(Status));
+const TYPE_VALUES = new Set<number>(Object.values(MessageType));
+const NOTICE_VALUES = new Set<number>(Object.values(NoticeEvent));
+const ROLE_VALUES = new Set<number>(Object.values(Role));
+const REASON_VALUES = new Set<number>(Object.values(GoodbyeReason));
+const MAX_STATS_KEYS = 256;
+
+function writeHeader(buf: Buffer, type: MessageType, producerId: number): void {
+  buf.writeUInt16BE(MAGIC, 0);
+  buf[2] = VERSION;
+  buf[3] = type;
+  buf.writeUInt32BE(producerId >>> 0, 4);
+}
+
+function checkLimit(bytes: number, maxBytes: number): void {
+  if (bytes > maxBytes) {
+    throw new ProtocolError(E.TOO_LARGE, `message of ${bytes} bytes exceeds the limit of ${maxBytes}`);
+  }
+}
+
+/** Encodes one MEDIA datagram; refuses output larger than `maxBytes` (PROTOCOL.md §3). */
+export function encodeMedia(m: MediaFields, maxBytes = MAX_UDP_PAYLOAD_BYTES): Buffer {
+  checkLimit(MEDIA_HEADER_BYTES + m.payload.length, maxBytes);
+  const buf = Buffer.allocUnsafe(MEDIA_HEADER_BYTES + m.payload.length);
+  writeHeader(buf, MessageType.MEDIA, m.producerId);
+  buf.writeUInt32BE(m.epoch >>> 0, 8);
+  buf[12] = m.track;
+  buf[13] = m.flags;
+  buf.writeUInt16BE(m.fragIndex, 14);
+  buf.writeUInt16BE(m.fragCount, 16);
+  buf.writeUInt16BE(0, 18);
+  buf.writeUInt32BE(m.seq >>> 0, 20);
+  buf.writeUInt32BE(m.frameNo >>> 0, 24);
+  buf.writeUInt32BE(m.timestampMs >>> 0, 28);
+  buf.writeUInt32BE(m.frameBytes, 32);
+  buf.writeUInt32BE(m.fragOffset, 36);
+  m.payload.copy(buf, MEDIA_HEADER_BYTES);
+  return buf;
+}
+
+function controlBody(m: ControlMessage): Buffer {
+  switch (m.type) {
+    case MessageType.ANNOUNCE: {
+      const epoch = Buffer.allocUnsafe(4);
+      epoch.writeUInt32BE(m.epoch >>> 0, 0);
+      return Buffer.concat([epoch, packr.pack(m.metadata)]);
+    }
+    case MessageType.ACK: {
+      const head = Buffer.from([m.status, m.ackedType]);
+      return Object.keys(m.detail).length === 0 ? head : Buffer.concat([head, packr.pack(m.detail)]);
+    }
+    case MessageType.LIST_REPLY:
+      return packr.pack({ producers: m.producers, truncated: m.truncated });
+    case MessageType.GOODBYE:
+      return Buffer.from([m.reason]);
+    case MessageType.HEARTBEAT:
+      return Buffer.from([m.role]);
+    case MessageType.NOTICE:
+      return Buffer.from([m.event]);
+    case MessageType.STATS_REPLY:
+      return packr.pack(m.stats);
+    case MessageType.SUBSCRIBE:
+    case MessageType.UNSUBSCRIBE:
+    case MessageType.LIST:
+    case MessageType.STATS:
+      return Buffer.alloc(0);
+  }
+}
+
+/** Encodes one control message; refuses output larger than `maxBytes` (PROTOCOL.md §4). */
+export function encodeControl(m: ControlMessage, maxBytes = MAX_UDP_PAYLOAD_BYTES): Buffer {
+  const body = controlBody(m);
+  checkLimit(CONTROL_HEADER_BYTES + body.length, maxBytes);
+  const buf = Buffer.allocUnsafe(CONTROL_HEADER_BYTES + body.length);
+  writeHeader(buf, m.type, m.producerId);
+  buf.writeUInt32BE(m.requestId >>> 0, 8);
+  body.copy(buf, CONTROL_HEADER_BYTES);
+  return buf;
+}
+
+/** Encodes any message. */
+export function encode(m: Message, maxBytes = MAX_UDP_PAYLOAD_BYTES): Buffer {
+  return m.type === MessageType.MEDIA ? encodeMedia(m, maxBytes) : encodeControl(m, maxBytes);
+}
+
+/**
+ * Validates a MEDIA datagram's header without allocating, for the broker's hot path.
+ * Returns null when it is well formed, else the code `decode` would throw (PROTOCOL.md §3.2).
+ */
+export function checkMedia(buf: Buffer): E | null {
+  if (buf.length < MEDIA_HEADER_BYTES) return E.TOO_SHORT;
+  if (buf[12] > Track.AUDIO) return E.BAD_TRACK;
+  const fragIndex = buf.readUInt16BE(14);
+  const fragCount = buf.readUInt16BE(16);
+  if (fragCount === 0 || fragIndex >= fragCount) return E.BAD_FRAGMENT;
+  const frameBytes = buf.readUInt32BE(32);
+  const fragOffset = buf.readUInt32BE(36);
+  const payloadBytes = buf.length - MEDIA_HEADER_BYTES;
+  if (fragOffset + payloadBytes > frameBytes) return E.BAD_LENGTH;
+  // Every fragment carries at least one byte, so a frame cannot claim more fragments than bytes.
+  if (payloadBytes === 0 || fragCount > frameBytes) return E.BAD_LENGTH;
+  if (fragIndex === fragCount - 1 ? fragOffset + payloadBytes !== frameBytes : fragOffset + payloadBytes >= frameBytes) {
+    return E.BAD_LENGTH;
+  }
+  return null;
+}
+
+const MEDIA_ERROR_TEXT: Record<string, string> = {
+  [E.TOO_SHORT]: `MEDIA datagram shorter than its ${MEDIA_HEADER_BYTES}-byte header`,
+  [E.BAD_TRACK]: 'MEDIA track is neither video (0) nor audio (1)',
+  [E.BAD_FRAGMENT]: 'MEDIA fragment index is not below a non-zero fragment count',
+  [E.BAD_LENGTH]: 'MEDIA fragment offset and length do not fit the frame size',
+};
+
+function unpackBody(buf: Buffer, start: number, what: string): unknown {
+  if (start >= buf.length) throw new ProtocolError(E.BAD_BODY, `${what} has no msgpack body`);
+  try {
+    return unpackr.unpack(buf.subarray(start));
+  } catch {
+    throw new ProtocolError(E.BAD_BODY, `${what} body is not valid msgpack`);
+  }
+}
+
+function needBody(buf: Buffer, bytes: number, what: string): void {
+  if (buf.length !== CONTROL_HEADER_BYTES + bytes) {
+    throw new ProtocolError(E.BAD_LENGTH, `${what} body must be ${bytes} bytes, got ${buf.length - CONTROL_HEADER_BYTES}`);
+  }
+}
+
+function oneByte(buf: Buffer, allowed: Set<number>, what: string): number {
+  needBody(buf, 1, what);
+  const v = buf[CONTROL_HEADER_BYTES];
+  if (!allowed.has(v)) throw new ProtocolError(E.BAD_FIELD, `${what} value ${v} is not defined`);
+  return v;
+}
+
+function decodeAckDetail(buf: Buffer): AckDetail {
+  if (buf.length === CONTROL_HEADER_BYTES + 2) return {};
+  const raw = unpackBody(buf, CONTROL_HEADER_BYTES + 2, 'ACK');
+  if (!isRecord(raw)) throw new ProtocolError(E.BAD_BODY, 'ACK detail must be a map');
+  const detail: { -readonly [K in keyof AckDetail]: AckDetail[K] } = {};
+  if (raw.message !== undefined) {
+    if (typeof raw.message !== 'string' || raw.message.length > 500) throw new ProtocolError(E.BAD_FIELD, 'ACK message must be a short string');
+    detail.message = raw.message;
+  }
+  if (raw.metadata !== undefined) detail.metadata = parseStreamMetadata(raw.metadata);
+  if (raw.online !== undefined) {
+    if (typeof raw.online !== 'boolean') throw new ProtocolError(E.BAD_FIELD, 'ACK online must be a boolean');
+    detail.online = raw.online;
+  }
+  if (raw.heartbeatIntervalMs !== undefined) detail.heartbeatIntervalMs = checkInt(raw.heartbeatIntervalMs, 'heartbeatIntervalMs', 1, 3_600_000);
+  if (raw.leaseMs !== undefined) detail.leaseMs = checkInt(raw.leaseMs, 'leaseMs', 1, 3_600_000);
+  return detail;
+}
+
+function decodeControl(buf: Buffer, type: MessageType, producerId: number): ControlMessage {
+  if (buf.length < CONTROL_HEADER_BYTES) {
+    throw new ProtocolError(E.TOO_SHORT, `control message shorter than its ${CONTROL_HEADER_BYTES}-byte header`);
+  }
+  const requestId = buf.readUInt32BE(8);
+  const base = { producerId, requestId };
+  switch (type) {
+    case MessageType.ANNOUNCE: {
+      if (buf.length < CONTROL_HEADER_BYTES + 5) throw new ProtocolError(E.TOO_SHORT, 'ANNOUNCE body shorter than its epoch and metadata');
+      const epoch = buf.readUInt32BE(CONTROL_HEADER_BYTES);
+      const metadata = parseStreamMetadata(unpackBody(buf, CONTROL_HEADER_BYTES + 4, 'ANNOUNCE'));
+      return { type, ...base, epoch, metadata };
+    }
+    case MessageType.SUBSCRIBE:
+    case MessageType.UNSUBSCRIBE:
+    case MessageType.LIST:
+    case MessageType.STATS:
+      needBody(buf, 0, 'this message');
+      return { type, ...base } as ControlMessage;
+    case MessageType.ACK: {
+      if (buf.length < CONTROL_HEADER_BYTES + 2) throw new ProtocolError(E.TOO_SHORT, 'ACK body shorter than status and type');
+      const status = buf[CONTROL_HEADER_BYTES];
+      const ackedType = buf[CONTROL_HEADER_BYTES + 1];
+      if (!STATUS_VALUES.has(status)) throw new ProtocolError(E.BAD_FIELD, `ACK status ${status} is not defined`);
+      if (!TYPE_VALUES.has(ackedType)) throw new ProtocolError(E.BAD_FIELD, `ACK acknowledges unknown type 0x${ackedType.toString(16)}`);
+      return { type, ...base, status: status as Status, ackedType: ackedType as MessageType, detail: decodeAckDetail(buf) };
+    }
+    case MessageType.LIST_REPLY: {
+      const raw = unpackBody(buf, CONTROL_HEADER_BYTES, 'LIST_REPLY');
+      if (!isRecord(raw) || !Array.isArray(raw.producers) || typeof raw.truncated !== 'boolean') {
+        throw new ProtocolError(E.BAD_BODY, 'LIST_REPLY body must be {producers: [...], truncated: bool}');
+      }
+      const producers = raw.producers.map((p, i) => parseProducerInfo(p, `producers[${i}]`));
+      return { type, ...base, producers, truncated: raw.truncated };
+    }
+    case MessageType.GOODBYE:
+      return { type, ...base, reason: oneByte(buf, REASON_VALUES, 'GOODBYE reason') as GoodbyeReason };
+    case MessageType.HEARTBEAT:
+      return { type, ...base, role: oneByte(buf, ROLE_VALUES, 'HEARTBEAT role') as Role };
+    case MessageType.NOTICE:
+      return { type, ...base, event: oneByte(buf, NOTICE_VALUES, 'NOTICE event') as NoticeEvent };
+    case MessageType.STATS_REPLY: {
+      const raw = unpackBody(buf, CONTROL_HEADER_BYTES, 'STATS_REPLY');
+      if (!isRecord(raw)) throw new ProtocolError(E.BAD_BODY, 'STATS_REPLY body must be a map');
+      const keys = Object.keys(raw);
+      if (keys.length > MAX_STATS_KEYS) throw new ProtocolError(E.BAD_BODY, 'STATS_REPLY has too many counters');
+      const stats: Record<string, number> = {};
+      for (const k of keys) {
+        const v = raw[k];
+        if (typeof v !== 'number' || !Number.isFinite(v)) throw new ProtocolError(E.BAD_FIELD, `STATS_REPLY counter ${k} is not a number`);
+        stats[k] = v;
+      }
+      return { type, ...base, stats };
+    }
+    default:
+      throw new ProtocolError(E.UNKNOWN_TYPE, `unknown message type 0x${(type as number).toString(16)}`);
+  }
+}
+
+/** Decodes one datagram. Throws only ProtocolError (PROTOCOL.md §6). The payload of MEDIA is a view, not a copy. */
+export function decode(buf: Buffer): Message {
+  if (buf.length < 4) throw new ProtocolError(E.TOO_SHORT, `datagram of ${buf.length} bytes is shorter than the 4-byte preamble`);
+  if (buf.readUInt16BE(0) !== MAGIC) throw new ProtocolError(E.BAD_MAGIC, 'not a Framecast datagram (bad magic)');
+  if (buf[2] !== VERSION) throw new ProtocolError(E.BAD_VERSION, `unsupported protocol version ${buf[2]}`);
+  const type = buf[3] as MessageType;
+  if (!TYPE_VALUES.has(type)) throw new ProtocolError(E.UNKNOWN_TYPE, `unknown message type 0x${(type as number).toString(16)}`);
+  if (buf.length < 8) throw new ProtocolError(E.TOO_SHORT, 'datagram shorter than the 8-byte common header');
+  const producerId = buf.readUInt32BE(4);
+  if (type !== MessageType.MEDIA) return decodeControl(buf, type, producerId);
+  const err = checkMedia(buf);
+  if (err !== null) throw new ProtocolError(err, MEDIA_ERROR_TEXT[err]);
+  return {
+    type,
+    producerId,
+    epoch: buf.readUInt32BE(8),
+    track: buf[12] as Track,
+    flags: buf[13],
+    fragIndex: buf.readUInt16BE(14),
+    fragCount: buf.readUInt16BE(16),
+    seq: buf.readUInt32BE(20),
+    frameNo: buf.readUInt32BE(24),
+    timestampMs: buf.readUInt32BE(28),
+    frameBytes: buf.readUInt32BE(32),
+    fragOffset: buf.readUInt32BE(36),
+    payload: buf.subarray(MEDIA_HEADER_BYTES),
+  };
+}
+
+/** Reads the type byte of a datagram already known to start with our magic and version. */
+export function peekType(buf: Buffer): number {
+  return buf.length >= 4 && buf.readUInt16BE(0) === MAGIC && buf[2] === VERSION ? buf[3] : -1;
+}

@@ -1,0 +1,87 @@
+/** Wire constants. PROTOCOL.md §2 is the normative description of every value here. */
+
+/** "FC" in ASCII: the first two bytes of every Framecast datagram (PROTOCOL.md §2). */
+export const MAGIC = 0x4643;
+export const VERSION = 1;
+
+/** Bytes before the payload of a MEDIA datagram (PROTOCOL.md §3). */
+export const MEDIA_HEADER_BYTES = 40;
+/** Bytes before the body of every control message (PROTOCOL.md §4). */
+export const CONTROL_HEADER_BYTES = 12;
+
+/** Largest UDP payload over IPv4 (65535 - 20 IP - 8 UDP). */
+export const MAX_UDP_PAYLOAD_BYTES = 65507;
+/** Default datagram size: fits a 1280-byte IPv6 minimum MTU with room for tunnels. */
+export const DEFAULT_MAX_DATAGRAM_BYTES = 1200;
+/** Smallest configurable datagram: a header plus a useful payload. */
+export const MIN_DATAGRAM_BYTES = 256;
+
+export const MessageType = {
+  MEDIA: 0x01,
+  ANNOUNCE: 0x10,
+  SUBSCRIBE: 0x11,
+  UNSUBSCRIBE: 0x12,
+  ACK: 0x13,
+  LIST: 0x14,
+  LIST_REPLY: 0x15,
+  GOODBYE: 0x16,
+  HEARTBEAT: 0x17,
+  NOTICE: 0x18,
+  STATS: 0x19,
+  STATS_REPLY: 0x1a,
+} as const;
+export type MessageType = (typeof MessageType)[keyof typeof MessageType];
+
+export const Track = { VIDEO: 0, AUDIO: 1 } as const;
+export type Track = (typeof Track)[keyof typeof Track];
+
+/** MEDIA flag bits (PROTOCOL.md §3.1). */
+export const MediaFlag = {
+  /** The frame decodes on its own (every MJPEG frame and audio chunk does). */
+  KEYFRAME: 0x01,
+} as const;
+
+/** ACK status codes (PROTOCOL.md §4.3). */
+export const Status = {
+  OK: 0,
+  UNKNOWN_PRODUCER: 1,
+  LIMIT_REACHED: 2,
+  BAD_REQUEST: 3,
+  NOT_REGISTERED: 4,
+  ID_TAKEN: 5,
+  NOT_SUBSCRIBED: 6,
+} as const;
+export type Status = (typeof Status)[keyof typeof Status];
+
+export const STATUS_TEXT: Record<Status, string> = {
+  [Status.OK]: 'ok',
+  [Status.UNKNOWN_PRODUCER]: 'no such producer is live',
+  [Status.LIMIT_REACHED]: 'limit reached',
+  [Status.BAD_REQUEST]: 'bad request',
+  [Status.NOT_REGISTERED]: 'not registered with this broker',
+  [Status.ID_TAKEN]: 'producer ID is owned by another address',
+  [Status.NOT_SUBSCRIBED]: 'not subscribed',
+};
+
+/** NOTICE events, broker to client (PROTOCOL.md §4.8). */
+export const NoticeEvent = {
+  PRODUCER_OFFLINE: 1,
+  PRODUCER_ONLINE: 2,
+  PRODUCER_ENDED: 3,
+} as const;
+export type NoticeEvent = (typeof NoticeEvent)[keyof typeof NoticeEvent];
+
+/** GOODBYE reasons (PROTOCOL.md §4.6). */
+export const GoodbyeReason = {
+  NORMAL: 0,
+  SHUTDOWN: 1,
+} as const;
+export type GoodbyeReason = (typeof GoodbyeReason)[keyof typeof GoodbyeReason];
+
+/** Who sends a HEARTBEAT (PROTOCOL.md §4.7). */
+export const Role = { PRODUCER: 1, CLIENT: 2 } as const;
+export type Role = (typeof Role)[keyof typeof Role];
+
+/** Upper bounds on msgpack bodies' fields, so a peer cannot make us hold large strings. */
+export const MAX_TITLE_CHARS = 200;
+export const MAX_CODEC_CHARS = 32;

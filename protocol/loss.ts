@@ -1,0 +1,40 @@
+/**
+ * Counts datagrams lost on one track from its sequence numbers, the way RTP receivers do
+ * (RFC 3550 §6.4.1, §A.3): expected = highest - first + 1, lost = expected - received.
+ * A new epoch starts a new count and keeps the totals. Pure.
+ */
+export class LossCounter {
+  #epoch: number | null = null;
+  #base = 0;
+  #highest = 0;
+  #received = 0;
+  #lostBefore = 0;
+  #expectedBefore = 0;
+
+  /** Records one datagram's sequence number. */
+  record(epoch: number, seq: number): void {
+    if (epoch !== this.#epoch) {
+      this.#lostBefore = this.lost;
+      this.#expectedBefore = this.expected;
+      this.#epoch = epoch;
+      this.#base = seq;
+      this.#highest = seq;
+      this.#received = 1;
+      return;
+    }
+    this.#received++;
+    if (seq > this.#highest) this.#highest = seq;
+    // A late one older than the first seen extends the window backwards.
+    if (seq < this.#base) this.#base = seq;
+  }
+
+  get expected(): number {
+    return this.#expectedBefore + (this.#epoch === null ? 0 : this.#highest - this.#base + 1);
+  }
+
+  /** Never negative: duplicates do not make up for losses. */
+  get lost(): number {
+    if (this.#epoch === null) return this.#lostBefore;
+    return this.#lostBefore + Math.max(0, this.#highest - this.#base + 1 - this.#received);
+  }
+}
