@@ -1,0 +1,342 @@
+import { EventEmitter } from 'node:events';
+import {
+  CONTROL_HEADER_BYTES, GoodbyeReason, MAGIC, MEDIA_HEADER_BYTES, MessageType, NoticeEvent, Role, Status, STATUS_TEXT,
+  Track, VERSION,
+} from '../protocol/constants.ts';
+import {
+  checkMedia, decode, encodeControl, type AckDetail, type AnnounceMessage, type ControlMessage, type GoodbyeMessage,
+  type HeartbeatMessage, type SubscribeMessage, type UnsubscribeMessage,
+} from '../protocol/codec.ts';
+import { isProtocolError } from '../protocol/errors.ts';
+import type { ProducerInfo } from '../protocol/metadata.ts';
+import { Channel, type Subscriber } from './channel.ts';
+import { addressKey, type ClientEntry } from './clients.ts';
+import { createCounters, type BrokerCounters } from './counters.ts';
+import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
+
+/** The two methods of dgram.Socket the broker uses; tests may pass a recorder. */
+export interface DatagramSocket {
+  send(msg: Buffer, port: number, address: string): void;
+}
+export interface RemoteInfo { readonly address: string; readonly port: number }
+export type Clock = () => number;
+
+export interface BrokerEvents {
+  producerOnline: [id: number, address: string, port: number, title: string];
+  producerOffline: [id: number, reason: 'lease' | 'goodbye'];
+  producerRefused: [id: number, address: string, port: number];
+  clientJoined: [address: string, port: number];
+  clientLeft: [address: string, port: number, reason: 'lease' | 'goodbye'];
+  subscribed: [id: number, address: string, port: number];
+  unsubscribed: [id: number, address: string, port: number];
+}
+
+/**
+ * The broker's state machine: producers, subscriptions, leases and fan-out over one socket.
+ * It owns no socket or timer: the entry point feeds it datagrams and calls `sweep(now)`.
+ */
+export class Broker extends EventEmitter<BrokerEvents> {
+  readonly counters: BrokerCounters = createCounters();
+  readonly options: BrokerOptions;
+  readonly #socket: DatagramSocket;
+  readonly #clock: Clock;
+  readonly #channels = new Map<number, Channel>();
+  readonly #clients = new Map<string, ClientEntry>();
+  #lastHintMs = -Infinity;
+
+  constructor(args: { socket: DatagramSocket; clock: Clock; options?: Partial<BrokerOptions> }) {
+    super();
+    this.#socket = args.socket;
+    this.#clock = args.clock;
+    this.options = Object.freeze({ ...DEFAULT_BROKER_OPTIONS, ...args.options });
+  }
+
+  get producerCount(): number {
+    let n = 0;
+    for (const ch of this.#channels.values()) if (ch.producer?.online) n++;
+    return n;
+  }
+  get clientCount(): number {
+    return this.#clients.size;
+  }
+  get subscriptionCount(): number {
+    let n = 0;
+    for (const ch of this.#channels.values()) n += ch.subscribers.length;
+    return n;
+  }
+
+  /** Handles one received datagram. Never throws: bad input is counted and dropped. */
+  handleDatagram(msg: Buffer, rinfo: RemoteInfo): void {
+    const c = this.counters;
+    c.datagramsIn++;
+    c.bytesIn += msg.length;
+    // Hot path (PROTOCOL.md §3): a MEDIA datagram is forwarded as received, without decoding.
+    if (msg.length >= MEDIA_HEADER_BYTES && msg[3] === MessageType.MEDIA && msg[2] === VERSION && msg.readUInt16BE(0) === MAGIC) {
+      this.#forwardMedia(msg, rinfo);
+      return;
+    }
+    let m;
+    try {
+      m = decode(msg);
+    } catch (err) {
+      if (!isProtocolError(err)) throw err;
+      c.countDrop(err.code);
+      return;
+    }
+    if (m.type === MessageType.MEDIA) return; // a short MEDIA already failed checkMedia in decode
+    this.#handleControl(m, rinfo);
+  }
+
+  #forwardMedia(msg: Buffer, rinfo: RemoteInfo): void {
+    const c = this.counters;
+    const ch = this.#channels.get(msg.readUInt32BE(4));
+    const p = ch?.producer;
+    if (ch === undefined || p == null || p.port !== rinfo.port || p.address !== rinfo.address) {
+      // Not announced (a restarted broker): nudge the sender to announce, at most 10 times a second.
+      c.countDrop(p == null ? 'FC_DROP_UNKNOWN_PRODUCER' : 'FC_DROP_NOT_OWNER');
+      if (p == null) this.#hintUnregistered(msg.readUInt32BE(4), rinfo);
+      return;
+    }
+    const err = checkMedia(msg);
+    if (err !== null) {
+      c.countDrop(err);
+      return;
+    }
+    const now = this.#clock();
+    p.lastHeardMs = now;
+    if (!p.online) this.#setOnline(ch, p.address, p.port);
+    if (msg[12] === Track.VIDEO) {
+      ch.cacheVideo(msg, msg.readUInt32BE(8), msg.readUInt32BE(24), msg.readUInt16BE(14), msg.readUInt16BE(16));
+    }
+    c.mediaIn++;
+    const subs = ch.subscribers;
+    const n = subs.length;
+    for (let i = 0; i < n; i++) {
+      const s = subs[i];
+      this.#socket.send(msg, s.port, s.address);
+    }
+    c.datagramsOut += n;
+    c.bytesOut += n * msg.length;
+  }
+
+  #handleControl(m: ControlMessage, rinfo: RemoteInfo): void {
+    const key = addressKey(rinfo.address, rinfo.port);
+    const client = this.#clients.get(key);
+    if (client !== undefined) client.lastHeardMs = this.#clock();
+    this.counters.controlIn++;
+    switch (m.type) {
+      case MessageType.ANNOUNCE: return this.#handleAnnounce(m, rinfo, key);
+      case MessageType.SUBSCRIBE: return this.#handleSubscribe(m, rinfo, key);
+      case MessageType.UNSUBSCRIBE: return this.#handleUnsubscribe(m, rinfo, key);
+      case MessageType.LIST: return this.#reply(rinfo, this.#listReply(m.requestId), this.options.maxReplyBytes);
+      case MessageType.STATS: return this.#reply(rinfo, { type: MessageType.STATS_REPLY, producerId: 0, requestId: m.requestId, stats: this.statsSnapshot() }, this.options.maxReplyBytes);
+      case MessageType.HEARTBEAT: return this.#handleHeartbeat(m, rinfo, key);
+      case MessageType.GOODBYE: return this.#handleGoodbye(m, rinfo, key);
+      default:
+        // ACK, NOTICE and replies only travel from the broker.
+        this.counters.countDrop('FC_DROP_UNEXPECTED_TYPE');
+    }
+  }
+
+  #handleAnnounce(m: AnnounceMessage, rinfo: RemoteInfo, key: string): void {
+    let ch = this.#channels.get(m.producerId);
+    if (ch === undefined) {
+      if (this.#channels.size >= this.options.maxProducers) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
+      ch = new Channel(m.producerId, this.options.maxCachedFragments);
+      this.#channels.set(m.producerId, ch);
+    }
+    const now = this.#clock();
+    const p = ch.producer;
+    // PROTOCOL.md §5.3: an ID belongs to the address that announced it while its lease lives.
+    if (p !== null && p.online && p.key !== key) {
+      this.counters.countDrop('FC_DROP_ID_TAKEN');
+      this.emit('producerRefused', m.producerId, rinfo.address, rinfo.port);
+      return this.#ack(rinfo, m, Status.ID_TAKEN);
+    }
+    const resumed = p === null || !p.online || p.epoch !== m.epoch || p.key !== key;
+    if (p !== null && p.key === key) {
+      p.metadata = m.metadata;
+      p.lastHeardMs = now;
+      if (p.epoch !== m.epoch) ch.clearCache();
+      p.epoch = m.epoch;
+    } else {
+      ch.clearCache();
+      ch.producer = { address: rinfo.address, port: rinfo.port, key, metadata: m.metadata, epoch: m.epoch, lastHeardMs: now, online: false, offlineSinceMs: now };
+    }
+    this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
+    if (resumed || !ch.producer!.online) this.#setOnline(ch, rinfo.address, rinfo.port);
+  }
+
+  #setOnline(ch: Channel, address: string, port: number): void {
+    const p = ch.producer!;
+    p.online = true;
+    p.offlineSinceMs = 0;
+    this.#notify(ch, NoticeEvent.PRODUCER_ONLINE);
+    this.emit('producerOnline', ch.id, address, port, p.metadata.title);
+  }
+
+  #handleSubscribe(m: SubscribeMessage, rinfo: RemoteInfo, key: string): void {
+    const ch = this.#channels.get(m.producerId);
+    if (ch === undefined || ch.producer === null) return this.#ack(rinfo, m, Status.UNKNOWN_PRODUCER);
+    let client = this.#clients.get(key);
+    if (client === undefined) {
+      if (this.#clients.size >= this.options.maxClients) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
+      client = { key, address: rinfo.address, port: rinfo.port, lastHeardMs: this.#clock(), subscriptions: new Set() };
+      this.#clients.set(key, client);
+      this.emit('clientJoined', rinfo.address, rinfo.port);
+    }
+    const detail: AckDetail = { metadata: ch.producer.metadata, online: ch.producer.online, ...this.#leaseDetail() };
+    if (client.subscriptions.has(m.producerId)) return this.#ack(rinfo, m, Status.OK, detail); // a retry
+    if (client.subscriptions.size >= this.options.maxSubscriptionsPerClient) {
+      return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscriptionsPerClient} subscriptions per client` });
+    }
+    if (ch.subscribers.length >= this.options.maxSubscribersPerProducer) {
+      return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscribersPerProducer} viewers per producer` });
+    }
+    const sub: Subscriber = { key, address: rinfo.address, port: rinfo.port };
+    ch.addSubscriber(sub);
+    client.subscriptions.add(m.producerId);
+    this.#ack(rinfo, m, Status.OK, detail);
+    this.emit('subscribed', m.producerId, rinfo.address, rinfo.port);
+    // Instant join (PROTOCOL.md §5.4): the latest whole frame now, not at the next frame.
+    if (ch.producer.online) {
+      for (const d of ch.replayDatagrams()) this.#sendCounted(d, rinfo.port, rinfo.address);
+    }
+  }
+
+  #handleUnsubscribe(m: UnsubscribeMessage, rinfo: RemoteInfo, key: string): void {
+    const client = this.#clients.get(key);
+    const had = client?.subscriptions.delete(m.producerId) ?? false;
+    this.#channels.get(m.producerId)?.removeSubscriber(key);
+    // Idempotent: a retried UNSUBSCRIBE is answered OK as well (PROTOCOL.md §4.2).
+    this.#ack(rinfo, m, had || client !== undefined ? Status.OK : Status.NOT_SUBSCRIBED);
+    if (had) this.emit('unsubscribed', m.producerId, rinfo.address, rinfo.port);
+  }
+
+  #handleHeartbeat(m: HeartbeatMessage, rinfo: RemoteInfo, key: string): void {
+    const now = this.#clock();
+    if (m.role === Role.CLIENT) {
+      // Unknown client: a restarted broker, or one that dropped it. NOT_REGISTERED makes it resubscribe.
+      const known = this.#clients.has(key);
+      return this.#ack(rinfo, m, known ? Status.OK : Status.NOT_REGISTERED, known ? this.#leaseDetail() : {});
+    }
+    const p = this.#channels.get(m.producerId)?.producer;
+    if (p == null || p.key !== key) return this.#ack(rinfo, m, Status.NOT_REGISTERED);
+    p.lastHeardMs = now;
+    this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
+  }
+
+  #handleGoodbye(m: GoodbyeMessage, rinfo: RemoteInfo, key: string): void {
+    if (m.producerId === 0) {
+      const client = this.#clients.get(key);
+      if (client !== undefined) this.#dropClient(client, 'goodbye');
+      return;
+    }
+    const ch = this.#channels.get(m.producerId);
+    const p = ch?.producer;
+    if (ch === undefined || p == null || p.key !== key || !p.online) return;
+    this.#setOffline(ch, NoticeEvent.PRODUCER_ENDED, 'goodbye');
+  }
+
+  #setOffline(ch: Channel, event: NoticeEvent, reason: 'lease' | 'goodbye'): void {
+    const p = ch.producer!;
+    p.online = false;
+    p.offlineSinceMs = this.#clock();
+    ch.clearCache();
+    this.#notify(ch, event);
+    this.emit('producerOffline', ch.id, reason);
+  }
+
+  #dropClient(client: ClientEntry, reason: 'lease' | 'goodbye'): void {
+    for (const id of client.subscriptions) this.#channels.get(id)?.removeSubscriber(client.key);
+    this.#clients.delete(client.key);
+    this.emit('clientLeft', client.address, client.port, reason);
+  }
+
+  /** Expires leases (PROTOCOL.md §5.2): drops silent clients, marks silent producers offline. */
+  sweep(now: number): void {
+    const { leaseMs, offlineRetentionMs } = this.options;
+    for (const client of this.#clients.values()) {
+      if (now - client.lastHeardMs > leaseMs) {
+        this.counters.clientsExpired++;
+        this.#dropClient(client, 'lease');
+      }
+    }
+    for (const ch of this.#channels.values()) {
+      const p = ch.producer;
+      if (p === null) continue;
+      if (p.online && now - p.lastHeardMs > leaseMs) {
+        this.counters.producersExpired++;
+        this.#setOffline(ch, NoticeEvent.PRODUCER_OFFLINE, 'lease');
+      } else if (!p.online && ch.subscribers.length === 0 && now - p.offlineSinceMs > offlineRetentionMs) {
+        this.#channels.delete(ch.id);
+      }
+    }
+  }
+
+  /** Tells every client and producer that the broker is going away (PROTOCOL.md §4.6). */
+  shutdown(): void {
+    const bye = encodeControl({ type: MessageType.GOODBYE, producerId: 0, requestId: 0, reason: GoodbyeReason.SHUTDOWN });
+    for (const c of this.#clients.values()) this.#sendCounted(bye, c.port, c.address);
+    for (const ch of this.#channels.values()) {
+      if (ch.producer?.online) this.#sendCounted(bye, ch.producer.port, ch.producer.address);
+    }
+  }
+
+  statsSnapshot(): Record<string, number> {
+    return {
+      ...this.counters.snapshot(),
+      producers: this.producerCount,
+      clients: this.clientCount,
+      subscriptions: this.subscriptionCount,
+    };
+  }
+
+  #listReply(requestId: number): ControlMessage {
+    const producers: ProducerInfo[] = [];
+    for (const ch of this.#channels.values()) {
+      if (ch.producer === null) continue;
+      producers.push({ id: ch.id, online: ch.producer.online, viewers: ch.subscribers.length, metadata: ch.producer.metadata });
+    }
+    producers.sort((a, b) => a.id - b.id);
+    // Fit as many as the reply size allows; say so when some were left out.
+    let n = producers.length;
+    for (;;) {
+      const msg: ControlMessage = { type: MessageType.LIST_REPLY, producerId: 0, requestId, producers: producers.slice(0, n), truncated: n < producers.length };
+      if (n === 0 || encodeControl(msg).length <= this.options.maxReplyBytes) return msg;
+      n = Math.floor(n * 0.8);
+    }
+  }
+
+  #leaseDetail(): AckDetail {
+    return { heartbeatIntervalMs: this.options.heartbeatIntervalMs, leaseMs: this.options.leaseMs };
+  }
+
+  #notify(ch: Channel, event: NoticeEvent): void {
+    if (ch.subscribers.length === 0) return;
+    const msg = encodeControl({ type: MessageType.NOTICE, producerId: ch.id, requestId: 0, event });
+    for (const s of ch.subscribers) this.#sendCounted(msg, s.port, s.address);
+  }
+
+  #hintUnregistered(producerId: number, rinfo: RemoteInfo): void {
+    const now = this.#clock();
+    if (now - this.#lastHintMs < 100) return;
+    this.#lastHintMs = now;
+    this.#reply(rinfo, { type: MessageType.ACK, producerId, requestId: 0, status: Status.NOT_REGISTERED, ackedType: MessageType.MEDIA, detail: {} });
+  }
+
+  #ack(rinfo: RemoteInfo, m: ControlMessage, status: Status, detail: AckDetail = {}): void {
+    const d = status === Status.OK || detail.message !== undefined ? detail : { ...detail, message: STATUS_TEXT[status] };
+    this.#reply(rinfo, { type: MessageType.ACK, producerId: m.producerId, requestId: m.requestId, status, ackedType: m.type, detail: d });
+  }
+
+  #reply(rinfo: RemoteInfo, m: ControlMessage, maxBytes = this.options.maxDatagramBytes): void {
+    this.#sendCounted(encodeControl(m, Math.max(maxBytes, CONTROL_HEADER_BYTES + 512)), rinfo.port, rinfo.address);
+  }
+
+  #sendCounted(msg: Buffer, port: number, address: string): void {
+    this.counters.datagramsOut++;
+    this.counters.bytesOut += msg.length;
+    this.#socket.send(msg, port, address);
+  }
+}

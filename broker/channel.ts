@@ -1,0 +1,96 @@
+import type { StreamMetadata } from '../protocol/metadata.ts';
+
+/** A subscribed client's address, as the fan-out loop reads it. */
+export interface Subscriber {
+  readonly key: string;
+  readonly address: string;
+  readonly port: number;
+}
+
+/** The producer currently publishing a channel, and how recently it was heard. */
+export interface ProducerPresence {
+  readonly address: string;
+  readonly port: number;
+  readonly key: string;
+  metadata: StreamMetadata;
+  epoch: number;
+  lastHeardMs: number;
+  online: boolean;
+  /** When it went offline or said goodbye; 0 while online. */
+  offlineSinceMs: number;
+}
+
+/** The frame being received, fragment by fragment, for the instant-join cache. */
+interface FrameInProgress {
+  epoch: number;
+  frameNo: number;
+  parts: (Buffer | undefined)[];
+  received: number;
+}
+
+/**
+ * One producer ID: who publishes it, who watches it, and its latest complete video frame.
+ * Subscriptions belong to the ID, not to the producer's address, so they outlive a producer's
+ * restart (PROTOCOL.md §5.3).
+ */
+export class Channel {
+  readonly id: number;
+  producer: ProducerPresence | null = null;
+  /** Replaced, never mutated, so a fan-out loop in progress is not disturbed. */
+  subscribers: readonly Subscriber[] = [];
+  #cached: readonly Buffer[] = [];
+  #building: FrameInProgress | null = null;
+  readonly #maxCachedFragments: number;
+
+  constructor(id: number, maxCachedFragments: number) {
+    this.id = id;
+    this.#maxCachedFragments = maxCachedFragments;
+  }
+
+  addSubscriber(s: Subscriber): boolean {
+    if (this.subscribers.some((x) => x.key === s.key)) return false;
+    this.subscribers = [...this.subscribers, s];
+    return true;
+  }
+
+  removeSubscriber(key: string): boolean {
+    const next = this.subscribers.filter((x) => x.key !== key);
+    if (next.length === this.subscribers.length) return false;
+    this.subscribers = next;
+    return true;
+  }
+
+  /**
+   * Keeps the datagrams of the latest complete video frame (and of the one arriving), so a
+   * new subscriber gets a picture at once. Holds references to received datagrams: no copy.
+   */
+  cacheVideo(msg: Buffer, epoch: number, frameNo: number, fragIndex: number, fragCount: number): void {
+    let b = this.#building;
+    if (b === null || b.frameNo !== frameNo || b.epoch !== epoch || b.parts.length !== fragCount) {
+      if (fragCount > this.#maxCachedFragments) {
+        this.#building = null;
+        return;
+      }
+      b = { epoch, frameNo, parts: new Array(fragCount), received: 0 };
+      this.#building = b;
+    }
+    if (b.parts[fragIndex] !== undefined) return;
+    b.parts[fragIndex] = msg;
+    if (++b.received === fragCount) {
+      this.#cached = b.parts as Buffer[];
+      this.#building = null;
+    }
+  }
+
+  /** The datagrams to replay to a new subscriber: the last whole frame, then the one arriving. */
+  replayDatagrams(): Buffer[] {
+    const out = [...this.#cached];
+    if (this.#building !== null) for (const p of this.#building.parts) if (p !== undefined) out.push(p);
+    return out;
+  }
+
+  clearCache(): void {
+    this.#cached = [];
+    this.#building = null;
+  }
+}

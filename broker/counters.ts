@@ -1,0 +1,42 @@
+/** The broker's counters: plain numbers, bumped on the hot path, read by stats (PROTOCOL.md §4.9). */
+export interface BrokerCounters {
+  datagramsIn: number;
+  bytesIn: number;
+  datagramsOut: number;
+  bytesOut: number;
+  mediaIn: number;
+  controlIn: number;
+  clientsExpired: number;
+  producersExpired: number;
+  sendErrors: number;
+  /** Dropped datagrams by reason: protocol error codes and FC_DROP_* codes. */
+  readonly drops: Map<string, number>;
+  countDrop(reason: string): void;
+  snapshot(): Record<string, number>;
+}
+
+export function createCounters(): BrokerCounters {
+  const drops = new Map<string, number>();
+  return {
+    datagramsIn: 0, bytesIn: 0, datagramsOut: 0, bytesOut: 0, mediaIn: 0, controlIn: 0,
+    clientsExpired: 0, producersExpired: 0, sendErrors: 0,
+    drops,
+    countDrop(reason) {
+      drops.set(reason, (drops.get(reason) ?? 0) + 1);
+    },
+    snapshot() {
+      const out: Record<string, number> = {
+        datagramsIn: this.datagramsIn, bytesIn: this.bytesIn, datagramsOut: this.datagramsOut, bytesOut: this.bytesOut,
+        mediaIn: this.mediaIn, controlIn: this.controlIn, clientsExpired: this.clientsExpired,
+        producersExpired: this.producersExpired, sendErrors: this.sendErrors,
+      };
+      let dropped = 0;
+      for (const [reason, n] of drops) {
+        out[`drop.${reason}`] = n;
+        dropped += n;
+      }
+      out.dropped = dropped;
+      return out;
+    },
+  };
+}

@@ -1,0 +1,68 @@
+import dgram from 'node:dgram';
+import { createLogger } from '../common/logger.ts';
+import { literalFirstLookup } from '../common/net.ts';
+import { runMain } from '../common/run.ts';
+import { formatProducerId } from '../protocol/ids.ts';
+import { Broker } from './broker.ts';
+import { loadBrokerConfig } from './config.ts';
+
+await runMain('broker', async () => {
+  const config = loadBrokerConfig(process.argv);
+  const log = createLogger('broker', config.logLevel, config.logFile);
+  const socket = dgram.createSocket({ type: config.host.includes(':') ? 'udp6' : 'udp4', lookup: literalFirstLookup });
+  const broker = new Broker({ socket, clock: () => performance.now(), options: config.options });
+
+  broker.on('producerOnline', (id, address, port, title) => log.info({ producer: formatProducerId(id), address, port, title }, 'producer online'));
+  broker.on('producerOffline', (id, reason) => log.info({ producer: formatProducerId(id), reason }, 'producer offline'));
+  broker.on('producerRefused', (id, address, port) => log.warn({ producer: formatProducerId(id), address, port }, 'announce refused: ID owned by another address'));
+  broker.on('clientJoined', (address, port) => log.info({ address, port }, 'client joined'));
+  broker.on('clientLeft', (address, port, reason) => log.info({ address, port, reason }, 'client left'));
+  broker.on('subscribed', (id, address, port) => log.info({ producer: formatProducerId(id), address, port }, 'subscribed'));
+  broker.on('unsubscribed', (id, address, port) => log.info({ producer: formatProducerId(id), address, port }, 'unsubscribed'));
+
+  socket.on('message', (msg, rinfo) => broker.handleDatagram(msg, rinfo));
+  // Send failures (an unreachable subscriber, a full buffer) are counted, not fatal.
+  socket.on('error', (err) => {
+    broker.counters.sendErrors++;
+    log.debug({ err: err.message }, 'socket error');
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(config.port, config.host, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  }).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`cannot listen on ${config.host}:${config.port}: ${err.code ?? err.message}`);
+  });
+  try {
+    socket.setRecvBufferSize(config.options.socketBufferBytes);
+    socket.setSendBufferSize(config.options.socketBufferBytes);
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not enlarge socket buffers');
+  }
+  const { port } = socket.address();
+  log.info({ host: config.host, port, heartbeatIntervalMs: config.options.heartbeatIntervalMs, leaseMs: config.options.leaseMs }, 'broker listening');
+  // A line on stdout that scripts and tests can wait for, with the real port when 0 was asked.
+  process.stdout.write(`broker listening on ${config.host}:${port}\n`);
+
+  const sweep = setInterval(() => broker.sweep(performance.now()), config.options.sweepIntervalMs);
+  sweep.unref();
+  let stats: NodeJS.Timeout | undefined;
+  if (config.statsIntervalMs > 0) {
+    stats = setInterval(() => log.info(broker.statsSnapshot(), 'stats'), config.statsIntervalMs);
+    stats.unref();
+  }
+
+  const stop = (signal: string): void => {
+    log.info({ signal }, 'shutting down');
+    broker.shutdown();
+    clearInterval(sweep);
+    if (stats) clearInterval(stats);
+    // Let the goodbyes leave the socket before closing it.
+    setImmediate(() => socket.close(() => process.exit(0)));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+});

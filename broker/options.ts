@@ -1,0 +1,37 @@
+import { DEFAULT_MAX_DATAGRAM_BYTES } from '../protocol/constants.ts';
+
+/** Every limit and timing of the broker, with units in the names (PROTOCOL.md §5). */
+export interface BrokerOptions {
+  readonly heartbeatIntervalMs: number;
+  /** A peer unheard for this long is dropped (client) or marked offline (producer). */
+  readonly leaseMs: number;
+  /** How often leases are checked. */
+  readonly sweepIntervalMs: number;
+  /** An offline producer nobody subscribes to is forgotten after this long. */
+  readonly offlineRetentionMs: number;
+  readonly maxDatagramBytes: number;
+  /** LIST and STATS replies may be larger than media datagrams; they are rare and small. */
+  readonly maxReplyBytes: number;
+  readonly maxProducers: number;
+  readonly maxClients: number;
+  readonly maxSubscriptionsPerClient: number;
+  readonly maxSubscribersPerProducer: number;
+  /** Frames with more fragments are forwarded but not cached for instant join. */
+  readonly maxCachedFragments: number;
+  readonly socketBufferBytes: number;
+}
+
+export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
+  heartbeatIntervalMs: 1000,
+  leaseMs: 3000,
+  sweepIntervalMs: 100,
+  offlineRetentionMs: 5 * 60_000,
+  maxDatagramBytes: DEFAULT_MAX_DATAGRAM_BYTES,
+  maxReplyBytes: 8192,
+  maxProducers: 1000,
+  maxClients: 10_000,
+  maxSubscriptionsPerClient: 3,
+  maxSubscribersPerProducer: 1000,
+  maxCachedFragments: 4096,
+  socketBufferBytes: 4 * 1024 * 1024,
+});

@@ -1,0 +1,71 @@
+import { existsSync } from 'node:fs';
+import { parse as parseDotenv } from 'dotenv';
+import { readFileSync } from 'node:fs';
+import { parseProducerId } from '../protocol/ids.ts';
+import { MAX_UDP_PAYLOAD_BYTES, MIN_DATAGRAM_BYTES } from '../protocol/constants.ts';
+
+/** A configuration mistake: reported as one line and a non-zero exit, never a stack trace. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/**
+ * The environment as the programs see it: `.env` in the working directory, overridden by the
+ * real environment (so Docker Compose and shells can override single values). Read once.
+ */
+export function loadEnv(path = '.env'): Readonly<Record<string, string | undefined>> {
+  const fromFile = existsSync(path) ? parseDotenv(readFileSync(path)) : {};
+  return Object.freeze({ ...fromFile, ...process.env });
+}
+
+export function parsePort(text: string, what = 'port', allowZero = true): number {
+  const n = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < (allowZero ? 0 : 1) || n > 65535) {
+    throw new ConfigError(`${what} must be an integer in ${allowZero ? 0 : 1}..65535, got '${text}'`);
+  }
+  return n;
+}
+
+export function parseIntIn(text: string, what: string, min: number, max: number): number {
+  const n = /^-?\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw new ConfigError(`${what} must be an integer in ${min}..${max}, got '${text}'`);
+  return n;
+}
+
+export function parseNumberIn(text: string, what: string, minExclusive: number, max: number): number {
+  const n = /^\d+(\.\d+)?$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(n > minExclusive && n <= max)) throw new ConfigError(`${what} must be a number in (${minExclusive}, ${max}], got '${text}'`);
+  return n;
+}
+
+export function parseId(text: string, what = 'producer ID'): number {
+  const id = parseProducerId(text.trim());
+  if (id === null) throw new ConfigError(`${what} must be 1 to 8 hexadecimal digits and not 0, got '${text}'`);
+  return id;
+}
+
+export function parseDatagramBytes(text: string): number {
+  return parseIntIn(text, 'max datagram bytes', MIN_DATAGRAM_BYTES, MAX_UDP_PAYLOAD_BYTES);
+}
+
+/** Parses `host:port`; a bare port means 127.0.0.1. */
+export function parseEndpoint(text: string, what = 'broker address'): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text.trim());
+  if (m === null) {
+    if (/^\d+$/.test(text.trim())) return { host: '127.0.0.1', port: parsePort(text, `${what} port`, false) };
+    throw new ConfigError(`${what} must be host:port, got '${text}'`);
+  }
+  return { host: m[1] ?? m[2], port: parsePort(m[3], `${what} port`, false) };
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+export function parseLogLevel(text: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(text)) throw new ConfigError(`log level must be one of ${LOG_LEVELS.join(', ')}, got '${text}'`);
+  return text as LogLevel;
+}
+
+/** Wraps a parser for commander so that its error reads as one line about the flag. */
+export function flag<T>(parse: (text: string) => T): (text: string) => T {
+  return parse;
+}
