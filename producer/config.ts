@@ -1,0 +1,60 @@
+import {
+  ConfigError, loadEnv, parseDatagramBytes, parseEndpoint, parseId, parseIntIn, parseLogLevel, parseNumberIn, type LogLevel,
+} from '../common/config.ts';
+import { newProgram, option } from '../common/run.ts';
+import { formatProducerId } from '../protocol/ids.ts';
+
+export interface ProducerConfig {
+  readonly producerId: number;
+  readonly broker: { readonly host: string; readonly port: number };
+  readonly videoPath: string;
+  readonly audioPath: string | null;
+  readonly title: string;
+  readonly fps: number;
+  readonly loop: boolean;
+  readonly startDelayMs: number;
+  readonly maxDatagramBytes: number;
+  readonly heartbeatIntervalMs: number;
+  readonly leaseIntervals: number;
+  readonly logLevel: LogLevel;
+  readonly logFile: string | undefined;
+}
+
+/** Merges .env, the environment and flags once into a frozen, validated config. */
+export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
+  const env = loadEnv();
+  const brokerDefault = `${env.BROKER_HOST ?? '127.0.0.1'}:${env.BROKER_PORT ?? '5000'}`;
+  const program = newProgram('producer', 'Framecast producer: streams a Motion-JPEG sample and its audio to the broker over UDP')
+    .option('--id <hex>', 'producer ID, 1-8 hex digits (PRODUCER_ID)', option('--id', (v) => parseId(v)), env.PRODUCER_ID === undefined ? undefined : parseId(env.PRODUCER_ID, 'PRODUCER_ID'))
+    .option('--broker <host:port>', 'broker address (BROKER_HOST, BROKER_PORT)', option('--broker', (v) => parseEndpoint(v)), parseEndpoint(brokerDefault, 'BROKER_HOST:BROKER_PORT'))
+    .option('--video <file>', 'Motion-JPEG file, or any video when ffmpeg is installed (VIDEO_FILE)', env.VIDEO_FILE ?? 'samples/sample.mjpeg')
+    .option('--audio <file>', 'WAV file sent beside the video (AUDIO_FILE)', env.AUDIO_FILE ?? 'samples/sample.wav')
+    .option('--no-audio', 'send video only')
+    .option('--title <text>', 'stream title shown by list (PRODUCER_TITLE)', env.PRODUCER_TITLE)
+    .option('--rate <fps>', 'frames per second (FRAME_RATE)', option('--rate', (v) => parseNumberIn(v, 'frame rate', 0, 240)), parseNumberIn(env.FRAME_RATE ?? '12', 'FRAME_RATE', 0, 240))
+    .option('--no-loop', 'stop at the end of the sample instead of looping')
+    .option('--start-delay-ms <ms>', 'wait before streaming (PRODUCER_START_DELAY_MS)', option('--start-delay-ms', (v) => parseIntIn(v, 'start delay', 0, 3_600_000)), parseIntIn(env.PRODUCER_START_DELAY_MS ?? '0', 'PRODUCER_START_DELAY_MS', 0, 3_600_000))
+    .option('--max-datagram-bytes <n>', 'largest datagram sent (MAX_DATAGRAM_BYTES)', option('--max-datagram-bytes', parseDatagramBytes), parseDatagramBytes(env.MAX_DATAGRAM_BYTES ?? '1200'))
+    .option('--heartbeat-ms <ms>', 'heartbeat interval (HEARTBEAT_INTERVAL_MS)', option('--heartbeat-ms', (v) => parseIntIn(v, 'heartbeat interval', 50, 600_000)), parseIntIn(env.HEARTBEAT_INTERVAL_MS ?? '1000', 'HEARTBEAT_INTERVAL_MS', 50, 600_000))
+    .option('--lease-intervals <n>', 'missed answers before the broker counts as unreachable (LEASE_INTERVALS)', option('--lease-intervals', (v) => parseIntIn(v, 'lease intervals', 2, 100)), parseIntIn(env.LEASE_INTERVALS ?? '3', 'LEASE_INTERVALS', 2, 100))
+    .option('--log-level <level>', 'pino log level (LOG_LEVEL)', option('--log-level', parseLogLevel), parseLogLevel(env.LOG_LEVEL ?? 'info'))
+    .option('--log-file <path>', 'write logs to this file instead of stderr');
+  program.parse(argv as string[], { from: 'node' });
+  const o = program.opts();
+  if (o.id === undefined) throw new ConfigError('--id is required (or PRODUCER_ID in .env)');
+  return Object.freeze({
+    producerId: o.id as number,
+    broker: o.broker as { host: string; port: number },
+    videoPath: o.video as string,
+    audioPath: o.audio === false ? null : (o.audio as string),
+    title: (o.title as string | undefined) ?? `Producer ${formatProducerId(o.id as number)}`,
+    fps: o.rate as number,
+    loop: o.loop as boolean,
+    startDelayMs: o.startDelayMs as number,
+    maxDatagramBytes: o.maxDatagramBytes as number,
+    heartbeatIntervalMs: o.heartbeatMs as number,
+    leaseIntervals: o.leaseIntervals as number,
+    logLevel: o.logLevel as LogLevel,
+    logFile: o.logFile as string | undefined,
+  });
+}

@@ -1,0 +1,43 @@
+import { createLogger } from '../common/logger.ts';
+import { runMain } from '../common/run.ts';
+import { connectToBroker } from '../common/socket.ts';
+import { formatProducerId } from '../protocol/ids.ts';
+import { loadProducerConfig } from './config.ts';
+import { Producer } from './producer.ts';
+import { loadSource } from './source.ts';
+
+await runMain('producer', async () => {
+  const config = loadProducerConfig(process.argv);
+  const source = loadSource(config.videoPath, config.audioPath, config.fps);
+  const log = createLogger('producer', config.logLevel, config.logFile).child({ producer: formatProducerId(config.producerId) });
+  const socket = await connectToBroker(config.broker.host, config.broker.port);
+  // ICMP port unreachable while the broker is down: expected, and healed by heartbeats.
+  socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
+  const producer = new Producer({
+    socket, clock: () => performance.now(), source,
+    options: {
+      producerId: config.producerId, title: config.title, fps: config.fps, loop: config.loop,
+      maxDatagramBytes: config.maxDatagramBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals,
+    },
+  });
+  socket.on('message', (msg) => producer.link.handleDatagram(msg));
+  producer.on('announced', () => log.info({ broker: `${config.broker.host}:${config.broker.port}`, title: config.title }, 'announced'));
+  producer.on('refused', (why) => log.warn({ why }, 'announce refused'));
+  producer.on('brokerUnreachable', () => log.warn('broker unreachable; retrying'));
+  producer.on('brokerReachable', () => log.info('broker reachable again'));
+  log.info({ frames: source.frames.length, width: source.width, height: source.height, fps: config.fps, audio: source.audio?.codec ?? null }, 'sample loaded');
+
+  let stopping = false;
+  const stop = (why: string): void => {
+    if (stopping) return;
+    stopping = true;
+    producer.stop();
+    log.info({ why, framesSent: producer.framesSent, datagramsSent: producer.datagramsSent, bytesSent: producer.bytesSent }, 'stopped');
+    // Let the goodbye leave before the socket closes.
+    setImmediate(() => socket.close(() => process.exit(0)));
+  };
+  producer.on('finished', () => stop('end of sample'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  setTimeout(() => producer.start(), config.startDelayMs);
+});

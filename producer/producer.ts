@@ -1,0 +1,160 @@
+import { EventEmitter } from 'node:events';
+import { randomInt } from 'node:crypto';
+import type { Socket } from 'node:dgram';
+import { BrokerLink, DEFAULT_LINK_RETRY_INITIAL_MS } from '../common/link.ts';
+import { GoodbyeReason, MediaFlag, MessageType, Role, Status, STATUS_TEXT, Track } from '../protocol/constants.ts';
+import type { StreamMetadata } from '../protocol/metadata.ts';
+import { MediaPacketizer } from '../protocol/packetizer.ts';
+import { audioChunk, type MediaSource } from './source.ts';
+
+export interface ProducerOptions {
+  readonly producerId: number;
+  readonly title: string;
+  readonly fps: number;
+  readonly loop: boolean;
+  readonly maxDatagramBytes: number;
+  readonly heartbeatIntervalMs: number;
+  readonly leaseIntervals: number;
+}
+
+export interface ProducerEvents {
+  announced: [];
+  refused: [status: string];
+  brokerUnreachable: [];
+  brokerReachable: [];
+  /** The sample ran out and looping is off. */
+  finished: [frames: number];
+}
+
+/**
+ * Streams a source to the broker at a fixed frame rate. Frame k is due at start + k/fps:
+ * each timer aims at the next deadline, so lateness never accumulates into drift.
+ */
+export class Producer extends EventEmitter<ProducerEvents> {
+  readonly link: BrokerLink;
+  readonly #socket: Socket;
+  readonly #source: MediaSource;
+  readonly #opts: ProducerOptions;
+  readonly #clock: () => number;
+  readonly #packetizer: MediaPacketizer;
+  readonly #epoch = randomInt(1, 0xffffffff);
+  #startMs = 0;
+  #next = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  framesSent = 0;
+  datagramsSent = 0;
+  bytesSent = 0;
+
+  constructor(args: { socket: Socket; clock: () => number; source: MediaSource; options: ProducerOptions }) {
+    super();
+    this.#socket = args.socket;
+    this.#source = args.source;
+    this.#opts = args.options;
+    this.#clock = args.clock;
+    this.#packetizer = new MediaPacketizer({ producerId: this.#opts.producerId, epoch: this.#epoch, maxDatagramBytes: this.#opts.maxDatagramBytes });
+    this.link = new BrokerLink({
+      socket: args.socket, clock: args.clock,
+      options: {
+        role: Role.PRODUCER, producerId: this.#opts.producerId, heartbeatIntervalMs: this.#opts.heartbeatIntervalMs,
+        leaseIntervals: this.#opts.leaseIntervals, retryInitialMs: DEFAULT_LINK_RETRY_INITIAL_MS, requestAttempts: 6,
+        maxDatagramBytes: 65507,
+      },
+    });
+    this.link.on('notRegistered', () => void this.announce());
+    this.link.on('unreachable', () => this.emit('brokerUnreachable'));
+    this.link.on('reachable', () => this.emit('brokerReachable'));
+    this.link.on('message', (m) => {
+      if (m.type === MessageType.GOODBYE) void this.announce(); // the broker is restarting: be there when it is back
+    });
+  }
+
+  get metadata(): StreamMetadata {
+    const s = this.#source;
+    return {
+      title: this.#opts.title,
+      video: { codec: 'mjpeg', width: s.width, height: s.height, fps: this.#opts.fps },
+      audio: s.audio === null ? null : { codec: s.audio.codec, sampleRate: s.audio.sampleRate, channels: s.audio.channels },
+    };
+  }
+
+  #announcing = false;
+  /** Announces (again) until the broker answers; returns whether it accepted. */
+  async announce(): Promise<boolean> {
+    if (this.#announcing || this.#stopped) return false;
+    this.#announcing = true;
+    try {
+      for (;;) {
+        const r = await this.link.request({ type: MessageType.ANNOUNCE, producerId: this.#opts.producerId, requestId: 0, epoch: this.#epoch, metadata: this.metadata });
+        if (this.#stopped) return false;
+        if (r?.type === MessageType.ACK) {
+          if (r.status === Status.OK) {
+            this.emit('announced');
+            return true;
+          }
+          this.emit('refused', r.detail.message ?? STATUS_TEXT[r.status]);
+          if (r.status !== Status.ID_TAKEN) return false;
+        }
+        // No answer, or the ID is still leased to an old address: try again after a heartbeat interval.
+        await new Promise((res) => setTimeout(res, this.#opts.heartbeatIntervalMs));
+      }
+    } finally {
+      this.#announcing = false;
+    }
+  }
+
+  /** Starts announcing, heartbeating and streaming. */
+  start(): void {
+    this.link.start();
+    void this.announce();
+    this.#startMs = this.#clock();
+    this.#tick();
+  }
+
+  #tick(): void {
+    if (this.#stopped) return;
+    const periodMs = 1000 / this.#opts.fps;
+    const now = this.#clock();
+    // Send every frame that is due (after a stall, catch up rather than slow down).
+    while (this.#startMs + this.#next * periodMs <= now) {
+      if (!this.#opts.loop && this.#next >= this.#source.frames.length) {
+        this.emit('finished', this.framesSent);
+        return;
+      }
+      this.#sendFrame(this.#next, Math.round(this.#next * periodMs));
+      this.#next++;
+    }
+    const delay = Math.max(0, this.#startMs + this.#next * periodMs - this.#clock());
+    this.#timer = setTimeout(() => this.#tick(), delay);
+  }
+
+  #sendFrame(k: number, timestampMs: number): void {
+    const frames = this.#source.frames;
+    const index = k % frames.length;
+    this.#sendAll(this.#packetizer.packetize(Track.VIDEO, frames[index], timestampMs, MediaFlag.KEYFRAME));
+    const audio = this.#source.audio;
+    if (audio !== null) {
+      const chunk = audioChunk(audio, index, this.#opts.fps);
+      if (chunk.length > 0) this.#sendAll(this.#packetizer.packetize(Track.AUDIO, chunk, timestampMs, MediaFlag.KEYFRAME));
+    }
+    this.framesSent++;
+  }
+
+  #sendAll(datagrams: Buffer[]): void {
+    for (const d of datagrams) {
+      this.link.sendRaw(d);
+      this.datagramsSent++;
+      this.bytesSent += d.length;
+    }
+  }
+
+  /** Stops streaming and says goodbye, so subscribers learn at once (PROTOCOL.md §4.6). */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    this.link.send({ type: MessageType.GOODBYE, producerId: this.#opts.producerId, requestId: 0, reason: GoodbyeReason.NORMAL });
+    this.link.close();
+  }
+}
+
