@@ -103,12 +103,15 @@ export class Producer extends EventEmitter<ProducerEvents> {
     }
   }
 
-  /** Starts announcing, heartbeating and streaming. */
+  /** Starts heartbeating and announcing, then streaming once announced. */
   start(): void {
     this.link.start();
-    void this.announce();
-    this.#startMs = this.#clock();
-    this.#tick();
+    // The frame clock starts once the broker has accepted us: before that it would drop every frame.
+    void this.announce().then((ok) => {
+      if (!ok || this.#stopped) return;
+      this.#startMs = this.#clock();
+      this.#tick();
+    });
   }
 
   #tick(): void {

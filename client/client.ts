@@ -1,0 +1,189 @@
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:dgram';
+import { BrokerLink, DEFAULT_LINK_RETRY_INITIAL_MS } from '../common/link.ts';
+import { GoodbyeReason, MessageType, NoticeEvent, Role, Status, STATUS_TEXT } from '../protocol/constants.ts';
+import type { Message } from '../protocol/codec.ts';
+import type { ProducerInfo, StreamMetadata } from '../protocol/metadata.ts';
+import { StreamRecorder } from './recorder.ts';
+import { Subscription } from './subscription.ts';
+import { formatProducerId } from '../protocol/ids.ts';
+
+export interface ClientOptions {
+  readonly heartbeatIntervalMs: number;
+  readonly leaseIntervals: number;
+  readonly maxDatagramBytes: number;
+  readonly recordDir: string | null;
+}
+
+export interface ClientEvents {
+  /** A line worth showing a person: what happened, in plain words. */
+  event: [text: string];
+  firstFrame: [id: number, bytes: number, afterMs: number];
+}
+
+export type RequestResult =
+  | { readonly ok: true; readonly metadata?: StreamMetadata; readonly online?: boolean }
+  | { readonly ok: false; readonly status: number | null; readonly message: string };
+
+/**
+ * A viewer's session with the broker: subscriptions that survive broker restarts and producer
+ * restarts, reassembly and figures per subscription (PROTOCOL.md §5).
+ */
+export class FramecastClient extends EventEmitter<ClientEvents> {
+  readonly link: BrokerLink;
+  readonly subscriptions = new Map<number, Subscription>();
+  readonly #opts: ClientOptions;
+  readonly #clock: () => number;
+  #healing = false;
+  #tickTimer: NodeJS.Timeout;
+  malformed = 0;
+  unsolicited = 0;
+
+  constructor(args: { socket: Socket; clock: () => number; options: ClientOptions }) {
+    super();
+    this.#opts = args.options;
+    this.#clock = args.clock;
+    this.link = new BrokerLink({
+      socket: args.socket, clock: args.clock,
+      options: {
+        role: Role.CLIENT, producerId: 0, heartbeatIntervalMs: args.options.heartbeatIntervalMs, leaseIntervals: args.options.leaseIntervals,
+        retryInitialMs: DEFAULT_LINK_RETRY_INITIAL_MS, requestAttempts: 5, maxDatagramBytes: args.options.maxDatagramBytes,
+      },
+    });
+    this.link.on('message', (m) => this.#onMessage(m));
+    this.link.on('malformed', () => this.malformed++);
+    this.link.on('notRegistered', () => void this.#heal());
+    this.link.on('unreachable', () => this.emit('event', 'broker unreachable: retrying'));
+    this.link.on('reachable', () => this.emit('event', 'broker reachable again'));
+    this.#tickTimer = setInterval(() => {
+      const now = this.#clock();
+      for (const s of this.subscriptions.values()) if (s.active) s.tick(now);
+    }, 250);
+    this.#tickTimer.unref();
+  }
+
+  start(): void {
+    this.link.start();
+  }
+
+  /** Subscribes to a producer; with `heal`, keeps trying until the producer is back. */
+  async subscribe(id: number): Promise<RequestResult> {
+    let sub = this.subscriptions.get(id);
+    const existed = sub?.active === true;
+    const previous = sub;
+    if (sub === undefined || !sub.active) {
+      // In the map before the request, so the cached frame replayed right after the ACK is kept.
+      sub = new Subscription(id);
+      this.subscriptions.set(id, sub);
+    }
+    sub.pending = true;
+    const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 });
+    sub.pending = false;
+    if (r?.type === MessageType.ACK && r.status === Status.OK) {
+      sub.metadata = r.detail.metadata ?? sub.metadata;
+      sub.online = r.detail.online ?? true;
+      if (this.#opts.recordDir !== null && sub.recorder === null) sub.recorder = new StreamRecorder(this.#opts.recordDir, formatProducerId(id));
+      return { ok: true, metadata: r.detail.metadata, online: r.detail.online };
+    }
+    if (!existed) {
+      sub.close();
+      if (previous === undefined) this.subscriptions.delete(id);
+      else this.subscriptions.set(id, previous);
+    }
+    if (r === null) return { ok: false, status: null, message: 'the broker did not answer' };
+    const status = r.type === MessageType.ACK ? r.status : null;
+    return { ok: false, status, message: r.type === MessageType.ACK ? (r.detail.message ?? STATUS_TEXT[r.status]) : 'unexpected reply' };
+  }
+
+  async unsubscribe(id: number): Promise<RequestResult> {
+    const sub = this.subscriptions.get(id);
+    if (sub === undefined || !sub.active) return { ok: false, status: Status.NOT_SUBSCRIBED, message: `not subscribed to ${formatProducerId(id)}` };
+    sub.close();
+    const r = await this.link.request({ type: MessageType.UNSUBSCRIBE, producerId: id, requestId: 0 });
+    if (r === null) return { ok: false, status: null, message: 'the broker did not answer (unsubscribed locally)' };
+    return { ok: true };
+  }
+
+  async list(): Promise<{ producers: readonly ProducerInfo[]; truncated: boolean } | null> {
+    const r = await this.link.request({ type: MessageType.LIST, producerId: 0, requestId: 0 });
+    return r?.type === MessageType.LIST_REPLY ? { producers: r.producers, truncated: r.truncated } : null;
+  }
+
+  async brokerStats(): Promise<Readonly<Record<string, number>> | null> {
+    const r = await this.link.request({ type: MessageType.STATS, producerId: 0, requestId: 0 });
+    return r?.type === MessageType.STATS_REPLY ? r.stats : null;
+  }
+
+  /** The subscriptions that are active. */
+  active(): Subscription[] {
+    return [...this.subscriptions.values()].filter((s) => s.active);
+  }
+
+  /** Unsubscribes from everything and says goodbye (PROTOCOL.md §4.6). */
+  close(): void {
+    for (const s of this.active()) {
+      this.link.send({ type: MessageType.UNSUBSCRIBE, producerId: s.id, requestId: 0 });
+      s.close();
+    }
+    this.link.send({ type: MessageType.GOODBYE, producerId: 0, requestId: 0, reason: GoodbyeReason.NORMAL });
+    this.link.close();
+    clearInterval(this.#tickTimer);
+  }
+
+  #onMessage(m: Message): void {
+    switch (m.type) {
+      case MessageType.MEDIA: {
+        const sub = this.subscriptions.get(m.producerId);
+        if (sub === undefined || !sub.active) {
+          this.unsolicited++;
+          return;
+        }
+        const hadFrames = sub.summary.frames > 0;
+        const now = this.#clock();
+        const frame = sub.push(m, now);
+        if (frame !== null && !hadFrames) this.emit('firstFrame', m.producerId, frame.data.length, 0);
+        return;
+      }
+      case MessageType.NOTICE: {
+        const sub = this.subscriptions.get(m.producerId);
+        if (sub === undefined || !sub.active) return;
+        const name = formatProducerId(m.producerId);
+        if (m.event === NoticeEvent.PRODUCER_ONLINE) {
+          if (!sub.online) this.emit('event', `producer ${name} is back online`);
+          sub.online = true;
+        } else {
+          if (sub.online) this.emit('event', m.event === NoticeEvent.PRODUCER_ENDED ? `producer ${name} ended its stream (staying subscribed)` : `producer ${name} went offline (staying subscribed)`);
+          sub.online = false;
+        }
+        return;
+      }
+      case MessageType.GOODBYE:
+        if (m.producerId === 0 && m.reason === GoodbyeReason.SHUTDOWN) this.emit('event', 'broker is shutting down: will resubscribe when it is back');
+        return;
+      default:
+        return; // heartbeat ACKs and late replies
+    }
+  }
+
+  /** The broker forgot us (restart, or our lease lapsed): subscribe again to everything. */
+  async #heal(): Promise<void> {
+    if (this.#healing) return;
+    const wanted = this.active();
+    if (wanted.length === 0) return;
+    this.#healing = true;
+    try {
+      this.emit('event', 'broker does not know this client (restarted?): resubscribing');
+      let todo = wanted;
+      for (let round = 0; todo.length > 0; round++) {
+        const results = await Promise.all(todo.map(async (s) => ({ s, r: await this.subscribe(s.id) })));
+        for (const { s, r } of results) if (r.ok) this.emit('event', `resubscribed to ${formatProducerId(s.id)}`);
+        // A producer not announced yet on a restarted broker: try again shortly, until it is.
+        todo = results.filter(({ s, r }) => !r.ok && s.active && (r.status === Status.UNKNOWN_PRODUCER || r.status === null)).map(({ s }) => s);
+        const delayMs = Math.min(this.#opts.heartbeatIntervalMs, DEFAULT_LINK_RETRY_INITIAL_MS * 2 ** round);
+        if (todo.length > 0) await new Promise((res) => setTimeout(res, delayMs));
+      }
+    } finally {
+      this.#healing = false;
+    }
+  }
+}

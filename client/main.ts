@@ -1,0 +1,128 @@
+import readline from 'node:readline';
+import { createLogger } from '../common/logger.ts';
+import { runMain } from '../common/run.ts';
+import { connectToBroker } from '../common/socket.ts';
+import { formatProducerId } from '../protocol/ids.ts';
+import { FramecastClient } from './client.ts';
+import { HELP_TEXT, parseCommand, type Command } from './commands.ts';
+import { loadClientConfig } from './config.ts';
+import { describeMetadata, formatBrokerStats, formatList, formatStatus } from './format.ts';
+
+await runMain('client', async () => {
+  const config = loadClientConfig(process.argv);
+  const log = createLogger('client', config.logLevel, config.logFile);
+  const interactive = process.stdin.isTTY === true && config.durationS === null;
+  const socket = await connectToBroker(config.broker.host, config.broker.port, config.localPort);
+  socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
+  const client = new FramecastClient({
+    socket, clock: () => performance.now(),
+    options: { heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals, maxDatagramBytes: config.maxDatagramBytes, recordDir: config.recordDir },
+  });
+  socket.on('message', (msg) => client.link.handleDatagram(msg));
+  const startedMs = performance.now();
+
+  let rl: readline.Interface | null = null;
+  /** Prints a line without tearing the prompt the person is typing at. */
+  const say = (text: string): void => {
+    if (rl !== null && interactive) {
+      readline.clearLine(process.stdout, 0);
+      readline.cursorTo(process.stdout, 0);
+      process.stdout.write(`${text}\n`);
+      rl.prompt(true);
+    } else {
+      process.stdout.write(`${text}\n`);
+    }
+  };
+  client.on('event', (text) => {
+    log.info(text);
+    say(text);
+  });
+  client.on('firstFrame', (id, bytes) => say(`${formatProducerId(id)}: frames are arriving (first frame ${bytes} bytes)`));
+
+  const subscribe = async (id: number): Promise<void> => {
+    const r = await client.subscribe(id);
+    const name = formatProducerId(id);
+    if (r.ok) say(`subscribed to ${name}${r.metadata ? `: ${describeMetadata(r.metadata)}` : ''}${r.online === false ? ' (offline for now)' : ''}`);
+    else say(`cannot subscribe to ${name}: ${r.message}`);
+  };
+
+  const run = async (cmd: Command): Promise<boolean> => {
+    switch (cmd.kind) {
+      case 'empty': return true;
+      case 'error': say(`error: ${cmd.message}`); return true;
+      case 'help': say(HELP_TEXT); return true;
+      case 'quit': return false;
+      case 'subscribe': await subscribe(cmd.id); return true;
+      case 'unsubscribe': {
+        const r = await client.unsubscribe(cmd.id);
+        say(r.ok ? `unsubscribed from ${formatProducerId(cmd.id)}` : `cannot unsubscribe from ${formatProducerId(cmd.id)}: ${r.message}`);
+        return true;
+      }
+      case 'list': {
+        const r = await client.list();
+        say(r === null ? 'error: the broker did not answer' : formatList(r.producers, r.truncated));
+        return true;
+      }
+      case 'stats': {
+        const now = performance.now();
+        const subs = client.active();
+        say(subs.length === 0 ? 'no subscriptions' : subs.map((s) => formatStatus(s, now)).join('\n'));
+        const b = await client.brokerStats();
+        say(b === null ? 'broker: did not answer' : formatBrokerStats(b));
+        return true;
+      }
+    }
+  };
+
+  let closing = false;
+  const quit = (code = 0): void => {
+    if (closing) return;
+    closing = true;
+    const summary = {
+      type: 'summary',
+      durationS: Number(((performance.now() - startedMs) / 1000).toFixed(3)),
+      producers: Object.fromEntries([...client.subscriptions.values()].map((s) => [formatProducerId(s.id), s.summary])),
+    };
+    client.close();
+    rl?.close();
+    if (!interactive) process.stdout.write(`${JSON.stringify(summary)}\n`);
+    else process.stdout.write('bye\n');
+    setImmediate(() => socket.close(() => process.exit(code)));
+  };
+  process.once('SIGINT', () => quit());
+  process.once('SIGTERM', () => quit());
+
+  client.start();
+  for (const id of config.subscribe) await subscribe(id);
+
+  const statusS = config.statusIntervalS ?? (interactive ? 5 : 0);
+  if (statusS > 0) {
+    setInterval(() => {
+      const now = performance.now();
+      for (const s of client.active()) if (s.summary.frames > 0 || !s.online) say(formatStatus(s, now));
+    }, statusS * 1000).unref();
+  }
+
+  if (config.durationS !== null) {
+    setTimeout(() => quit(), config.durationS * 1000);
+    return;
+  }
+  rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive, prompt: 'framecast> ' });
+  if (interactive) {
+    say(`connected to broker ${config.broker.host}:${config.broker.port}; type help for commands`);
+    rl.prompt();
+  }
+  // Commands run one at a time, in the order typed or piped.
+  let queue = Promise.resolve(true);
+  rl.on('line', (line) => {
+    queue = queue.then(async (goOn) => {
+      if (!goOn || closing) return false;
+      const more = await run(parseCommand(line));
+      if (!more) quit();
+      else if (interactive) rl?.prompt();
+      return more;
+    });
+  });
+  rl.on('SIGINT', () => quit());
+  rl.on('close', () => void queue.then(() => quit()));
+});
