@@ -1,0 +1,99 @@
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach } from 'vitest';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A child process running one of our programs, with its output collected line by line. */
+export class Proc {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly stdoutLines: string[] = [];
+  readonly stderrLines: string[] = [];
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  #waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+
+  constructor(script: string, args: string[], env: Record<string, string> = {}) {
+    this.child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      cwd: ROOT,
+      // An empty LOG_LEVEL keeps children quiet unless a test asks; .env still supplies defaults.
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
+    this.#collect(this.child.stdout, this.stdoutLines, true);
+    this.#collect(this.child.stderr, this.stderrLines, false);
+    running.add(this);
+    void this.exited.then(() => running.delete(this));
+  }
+
+  #collect(stream: NodeJS.ReadableStream, into: string[], matchable: boolean): void {
+    let buf = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      buf += chunk;
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        into.push(line);
+        if (matchable) this.#check(line);
+      }
+    });
+  }
+
+  #check(line: string): void {
+    this.#waiters = this.#waiters.filter((w) => {
+      const m = line.match(w.re);
+      if (m) w.resolve(m);
+      return !m;
+    });
+  }
+
+  /** Resolves with the first stdout line (already seen or to come) matching `re`. */
+  waitFor(re: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+    for (const line of this.stdoutLines) {
+      const m = line.match(re);
+      if (m) return Promise.resolve(m);
+    }
+    return this.#waitNew(re, timeoutMs);
+  }
+
+  /** Resolves with the next stdout line from now on matching `re`. */
+  waitForNext(re: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+    return this.#waitNew(re, timeoutMs);
+  }
+
+  #waitNew(re: RegExp, timeoutMs: number): Promise<RegExpMatchArray> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#waiters = this.#waiters.filter((w) => w.re !== re);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${re}; stdout:\n${this.stdoutLines.slice(-20).join('\n')}\nstderr:\n${this.stderrLines.slice(-20).join('\n')}`));
+      }, timeoutMs);
+      this.#waiters.push({ re, resolve: (m) => { clearTimeout(timer); resolve(m); } });
+    });
+  }
+
+  write(line: string): void {
+    this.child.stdin.write(`${line}\n`);
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+const running = new Set<Proc>();
+
+/** Every process a test started is killed after it, pass or fail. */
+afterEach(async () => {
+  await Promise.all([...running].map((p) => p.kill('SIGKILL')));
+});
+
+/** Starts a broker on a free port and resolves once it listens. */
+export async function startBroker(args: string[] = [], env: Record<string, string> = {}): Promise<{ proc: Proc; port: number; address: string }> {
+  const proc = new Proc('broker/main.ts', ['--port', '0', '--host', '127.0.0.1', ...args], env);
+  const m = await proc.waitFor(/broker listening on [^:]+:(\d+)/);
+  const port = Number(m[1]);
+  return { proc, port, address: `127.0.0.1:${port}` };
+}

@@ -1,0 +1,66 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { jpegSize, parseWav, splitMjpeg, wavHeader } from '../protocol/index.ts';
+import { parseCommand } from '../client/commands.ts';
+import { audioChunk } from '../producer/source.ts';
+
+describe('sample media', () => {
+  const mjpeg = readFileSync('samples/sample.mjpeg');
+  it('splits the sample into its 120 JPEG frames, covering every byte', () => {
+    const frames = splitMjpeg(mjpeg);
+    expect(frames).toHaveLength(120);
+    expect(frames.reduce((n, f) => n + f.length, 0)).toBe(mjpeg.length);
+    for (const f of frames) {
+      expect(f.subarray(0, 2).toString('hex')).toBe('ffd8');
+      expect(f.subarray(-2).toString('hex')).toBe('ffd9');
+    }
+    expect(jpegSize(frames[0])).toEqual({ width: 320, height: 240 });
+  });
+
+  it('ignores junk between and after frames', () => {
+    const frames = splitMjpeg(mjpeg).slice(0, 2);
+    const junk = Buffer.concat([Buffer.from('garbage'), frames[0], Buffer.from([0xff, 0x00, 0x12]), frames[1], frames[1].subarray(0, 100)]);
+    const out = splitMjpeg(junk);
+    expect(out).toHaveLength(2);
+    expect(out[1].equals(frames[1])).toBe(true);
+  });
+
+  it('reads the mu-law WAV and writes a header ffprobe-compatible in shape', () => {
+    const wav = parseWav(readFileSync('samples/sample.wav'));
+    expect(wav).toMatchObject({ codec: 'pcm_mulaw', sampleRate: 8000, channels: 1 });
+    expect(wav.data.length).toBe(80_000);
+    const h = wavHeader('pcm_mulaw', 8000, 1, wav.data.length)!;
+    expect(parseWav(Buffer.concat([h, wav.data]))).toMatchObject({ codec: 'pcm_mulaw', sampleRate: 8000 });
+  });
+
+  it('chunks audio in step with video: 120 frames at 12 fps cover the 10 s track exactly', () => {
+    const wav = parseWav(readFileSync('samples/sample.wav'));
+    let total = 0;
+    for (let i = 0; i < 120; i++) total += audioChunk(wav, i, 12).length;
+    expect(total).toBe(wav.data.length);
+  });
+});
+
+describe('client commands', () => {
+  it.each([
+    ['subscribe 1AAA99', { kind: 'subscribe', id: 0x1aaa99 }],
+    ['  SUB 1aaa99 ', { kind: 'subscribe', id: 0x1aaa99 }],
+    ['unsubscribe 0x2BBB88', { kind: 'unsubscribe', id: 0x2bbb88 }],
+    ['list', { kind: 'list' }],
+    ['', { kind: 'empty' }],
+    ['quit', { kind: 'quit' }],
+  ])('%s', (line, want) => expect(parseCommand(line)).toEqual(want));
+
+  it.each([
+    ['subscribe', 'usage: subscribe <producer_id>'],
+    ['subscribe XYZ', "'XYZ' is not a producer ID"],
+    ['subscribe 123456789', "'123456789' is not a producer ID"],
+    ['subscribe 0', "'0' is not a producer ID"],
+    ['dance', "unknown command 'dance'"],
+    ['list all', 'list takes no arguments'],
+  ])('%s is refused with a clear message', (line, msg) => {
+    const c = parseCommand(line);
+    expect(c.kind).toBe('error');
+    expect((c as { message: string }).message).toContain(msg);
+  });
+});
