@@ -67,6 +67,7 @@ await runMain('client', async () => {
         const now = performance.now();
         const subs = client.active();
         say(subs.length === 0 ? 'no subscriptions' : subs.map((s) => formatStatus(s, now)).join('\n'));
+        say(`client: ${client.unsolicited} datagrams ignored (not subscribed), ${client.malformed} malformed`);
         const b = await client.brokerStats();
         say(b === null ? 'broker: did not answer' : formatBrokerStats(b));
         return true;

@@ -21,12 +21,13 @@ export class Proc {
     });
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
     this.#collect(this.child.stdout, this.stdoutLines, true);
-    this.#collect(this.child.stderr, this.stderrLines, false);
+    this.#collect(this.child.stderr, this.stderrLines, true);
     running.add(this);
     void this.exited.then(() => running.delete(this));
   }
 
   #collect(stream: NodeJS.ReadableStream, into: string[], matchable: boolean): void {
+    // Both streams are matched: programs print results on stdout and log events on stderr.
     let buf = '';
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {
@@ -49,16 +50,16 @@ export class Proc {
     });
   }
 
-  /** Resolves with the first stdout line (already seen or to come) matching `re`. */
+  /** Resolves with the first output line (stdout or stderr, already seen or to come) matching `re`. */
   waitFor(re: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
-    for (const line of this.stdoutLines) {
+    for (const line of [...this.stdoutLines, ...this.stderrLines]) {
       const m = line.match(re);
       if (m) return Promise.resolve(m);
     }
     return this.#waitNew(re, timeoutMs);
   }
 
-  /** Resolves with the next stdout line from now on matching `re`. */
+  /** Resolves with the next output line from now on matching `re`. */
   waitForNext(re: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
     return this.#waitNew(re, timeoutMs);
   }

@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { Broker } from '../broker/broker.ts';
+import {
+  decode, encode, MediaPacketizer, MessageType, NoticeEvent, Role, Status, Track, type Message,
+} from '../protocol/index.ts';
+
+/** Records what the broker sends; the broker's socket seam (STYLE: inject the socket). */
+class RecordingSocket {
+  readonly sent: { msg: Buffer; port: number; address: string }[] = [];
+  send(msg: Buffer, port: number, address: string): void {
+    this.sent.push({ msg, port, address });
+  }
+  to(port: number): Message[] {
+    return this.sent.filter((s) => s.port === port).map((s) => decode(s.msg));
+  }
+  clear(): void {
+    this.sent.length = 0;
+  }
+}
+
+const metadata = { title: 't', video: { codec: 'mjpeg', width: 2, height: 2, fps: 12 }, audio: null };
+const P = { address: '10.0.0.1', port: 4000 };
+const C1 = { address: '10.0.0.2', port: 5001 };
+const C2 = { address: '10.0.0.3', port: 5002 };
+
+function setup() {
+  let now = 1000;
+  const socket = new RecordingSocket();
+  const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000 } });
+  const feed = (m: Message, from: { address: string; port: number }) => broker.handleDatagram(encode(m), from);
+  const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, metadata }, from);
+  const subscribe = (from: { address: string; port: number }, id = 0x1aaa99) => feed({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 2 }, from);
+  const heartbeat = (from: { address: string; port: number }, role: number, id = 0) => feed({ type: MessageType.HEARTBEAT, producerId: id, requestId: 0, role: role as 1 }, from);
+  return { broker, socket, feed, announce, subscribe, heartbeat, advance: (ms: number) => { now += ms; broker.sweep(now); } };
+}
+
+describe('Broker', () => {
+  it('forwards the very same Buffer to every subscriber: no copy, no re-encoding', () => {
+    const t = setup();
+    t.announce();
+    t.subscribe(C1);
+    t.subscribe(C2);
+    t.socket.clear();
+    const [d] = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 }).packetize(Track.VIDEO, Buffer.alloc(100, 1), 0, 1);
+    t.broker.handleDatagram(d, P);
+    expect(t.socket.sent.map((s) => s.port)).toEqual([C1.port, C2.port]);
+    expect(t.socket.sent.every((s) => s.msg === d)).toBe(true);
+  });
+
+  it('answers a subscribe to an unknown ID with UNKNOWN_PRODUCER', () => {
+    const t = setup();
+    t.subscribe(C1, 0x123);
+    const [ack] = t.socket.to(C1.port);
+    expect(ack).toMatchObject({ type: MessageType.ACK, status: Status.UNKNOWN_PRODUCER, requestId: 2 });
+  });
+
+  it('replays the latest whole frame to a new subscriber at once', () => {
+    const t = setup();
+    t.announce();
+    const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 300 });
+    for (const d of pk.packetize(Track.VIDEO, Buffer.alloc(1000, 7), 0, 1)) t.broker.handleDatagram(d, P);
+    t.subscribe(C1);
+    const got = t.socket.to(C1.port);
+    expect(got[0]).toMatchObject({ type: MessageType.ACK, status: Status.OK });
+    expect(got.slice(1).map((m) => m.type === MessageType.MEDIA && m.fragIndex)).toEqual([0, 1, 2, 3]);
+  });
+
+  it('drops a client whose lease lapsed, and only then', () => {
+    const t = setup();
+    t.announce();
+    t.subscribe(C1);
+    t.advance(2000);
+    t.heartbeat(C1, Role.CLIENT);
+    t.heartbeat(P, Role.PRODUCER, 0x1aaa99);
+    t.advance(2999);
+    expect(t.broker.clientCount).toBe(1);
+    t.heartbeat(P, Role.PRODUCER, 0x1aaa99);
+    t.advance(2);
+    expect(t.broker.clientCount).toBe(0);
+    expect(t.broker.subscriptionCount).toBe(0);
+  });
+
+  it('marks a silent producer offline, tells its subscribers, keeps them, and resumes on return', () => {
+    const t = setup();
+    t.announce();
+    t.subscribe(C1);
+    t.socket.clear();
+    t.heartbeat(C1, Role.CLIENT);
+    t.advance(2500);
+    t.heartbeat(C1, Role.CLIENT);
+    t.advance(600); // producer unheard for 3100 ms
+    expect(t.socket.to(C1.port).filter((m) => m.type === MessageType.NOTICE)).toEqual([
+      expect.objectContaining({ event: NoticeEvent.PRODUCER_OFFLINE, producerId: 0x1aaa99 }),
+    ]);
+    expect(t.broker.subscriptionCount).toBe(1);
+    t.socket.clear();
+    t.announce({ address: P.address, port: 4999 }, 0x1aaa99, 2); // restarted, new port and epoch
+    expect(t.socket.to(C1.port)).toEqual([expect.objectContaining({ type: MessageType.NOTICE, event: NoticeEvent.PRODUCER_ONLINE })]);
+  });
+
+  it('refuses another address announcing a live ID', () => {
+    const t = setup();
+    t.announce();
+    t.announce({ address: '10.9.9.9', port: 1 });
+    expect(t.socket.to(1)).toEqual([expect.objectContaining({ status: Status.ID_TAKEN })]);
+    expect(t.broker.counters.drops.get('FC_DROP_ID_TAKEN')).toBe(1);
+  });
+
+  it('answers heartbeats from peers it does not know with NOT_REGISTERED', () => {
+    const t = setup();
+    t.heartbeat(C1, Role.CLIENT);
+    t.heartbeat(P, Role.PRODUCER, 0x1aaa99);
+    expect(t.socket.to(C1.port)[0]).toMatchObject({ status: Status.NOT_REGISTERED });
+    expect(t.socket.to(P.port)[0]).toMatchObject({ status: Status.NOT_REGISTERED });
+  });
+
+  it('enforces subscriptions per client', () => {
+    const t = setup();
+    for (const id of [1, 2, 3, 4]) t.announce({ address: P.address, port: 4000 + id }, id);
+    for (const id of [1, 2, 3, 4]) t.subscribe(C1, id);
+    const acks = t.socket.to(C1.port).filter((m) => m.type === MessageType.ACK);
+    expect(acks.map((a) => a.type === MessageType.ACK && a.status)).toEqual([Status.OK, Status.OK, Status.OK, Status.LIMIT_REACHED]);
+  });
+
+  it('counts malformed datagrams by reason and never throws', () => {
+    const t = setup();
+    t.broker.handleDatagram(Buffer.from('hello world'), C1);
+    t.broker.handleDatagram(Buffer.alloc(0), C1);
+    expect(t.broker.counters.drops.get('FC_ERR_BAD_MAGIC')).toBe(1);
+    expect(t.broker.counters.drops.get('FC_ERR_TOO_SHORT')).toBe(1);
+    expect(t.socket.sent).toHaveLength(0); // nothing is answered to garbage
+  });
+});

@@ -1,0 +1,111 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseWav, splitMjpeg } from '../protocol/index.ts';
+import { Proc, startBroker } from './helpers/procs.ts';
+
+const sampleFrames = splitMjpeg(readFileSync('samples/sample.mjpeg'));
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+function startProducer(id: string, broker: string, extra: string[] = []): Proc {
+  return new Proc('producer/main.ts', ['--id', id, '--broker', broker, '--rate', '12', ...extra], { LOG_LEVEL: 'info' });
+}
+
+/** Where each recorded frame sits in the sample; -1 when it matches no sample frame. */
+function sampleIndices(recording: Buffer): number[] {
+  return splitMjpeg(recording).map((f) => sampleFrames.findIndex((s) => s.equals(f)));
+}
+
+describe('end to end, one process per role', () => {
+  it('records two producers\' frames byte-identical and in order, with their audio', async () => {
+    const broker = await startBroker();
+    const p1 = startProducer('1AAA99', broker.address);
+    const p2 = startProducer('2BBB88', broker.address);
+    await Promise.all([p1.waitFor(/"msg":"announced"/), p2.waitFor(/"msg":"announced"/)]);
+    const dir = mkdtempSync(join(tmpdir(), 'framecast-rec-'));
+    dirs.push(dir);
+    const client = new Proc('client/main.ts', ['--broker', broker.address, '--subscribe', '1AAA99', '--subscribe', '2BBB88', '--duration', '3', '--record', dir]);
+    const [line] = await client.waitFor(/^\{"type":"summary".*\}$/, 15_000);
+    expect((await client.exited).code).toBe(0);
+    const summary = JSON.parse(line) as { producers: Record<string, { frames: number; framesDropped: number; packetsLost: number; audioBytes: number }> };
+
+    for (const id of ['1AAA99', '2BBB88']) {
+      const s = summary.producers[id];
+      expect(s.frames).toBeGreaterThanOrEqual(20); // 3 s at 12 fps is 36
+      const idx = sampleIndices(readFileSync(join(dir, `${id}.mjpeg`)));
+      expect(idx).toHaveLength(s.frames);
+      expect(idx.every((i) => i >= 0)).toBe(true); // byte-identical to a sample frame
+      // In order: each frame follows the one before in the (looping) sample; gaps only where frames were dropped.
+      const steps = idx.slice(1).map((i, k) => (i - idx[k] + sampleFrames.length) % sampleFrames.length);
+      expect(steps.every((d) => d >= 1)).toBe(true);
+      expect(steps.reduce((n, d) => n + d - 1, 0)).toBe(s.framesDropped);
+      const wav = parseWav(readFileSync(join(dir, `${id}.wav`)));
+      expect(wav.codec).toBe('pcm_mulaw');
+      expect(wav.data.length).toBe(s.audioBytes);
+      expect(s.audioBytes).toBeGreaterThan(8000); // > 1 s of 8 kHz audio
+    }
+  });
+
+  it('drives the client through stdin: list, subscribe, stats, bad input, unknown ID, unsubscribe', async () => {
+    const broker = await startBroker();
+    const p1 = startProducer('1AAA99', broker.address, ['--title', 'Test card']);
+    await p1.waitFor(/"msg":"announced"/);
+    const client = new Proc('client/main.ts', ['--broker', broker.address]);
+    client.write('list');
+    await client.waitFor(/1AAA99\s+online\s+0 viewers\s+'Test card' mjpeg 320x240 @ 12 fps, pcm_mulaw 8000 Hz/);
+    client.write('subscribe 1AAA99');
+    await client.waitFor(/^subscribed to 1AAA99: 'Test card'/);
+    await client.waitFor(/^1AAA99: frames are arriving/);
+    client.write('subscribe 9F9F9F');
+    await client.waitFor(/^cannot subscribe to 9F9F9F: no such producer is live$/);
+    client.write('subscribe nope');
+    await client.waitFor(/^error: 'nope' is not a producer ID/);
+    client.write('frobnicate');
+    await client.waitFor(/^error: unknown command 'frobnicate' \(type help\)$/);
+    client.write('stats');
+    await client.waitFor(/^1AAA99: .*frames \d+ complete/);
+    await client.waitFor(/^broker: producers 1, clients 1, subscriptions 1/);
+
+    client.write('unsubscribe 1AAA99');
+    await client.waitFor(/^unsubscribed from 1AAA99$/);
+    client.write('stats');
+    await client.waitForNext(/^broker: producers 1, clients 1, subscriptions 0/);
+    const [, before] = await client.waitFor(/^client: (\d+) datagrams ignored/);
+    // The flow has stopped: over the next second (a dozen frames, ~100 datagrams) nothing more comes.
+    await new Promise((r) => setTimeout(r, 1000));
+    client.write('stats');
+    const [, after] = await client.waitForNext(/^client: (\d+) datagrams ignored/);
+    expect(Number(after)).toBe(Number(before));
+
+    client.child.stdin.end(); // EOF quits, with a summary
+    await client.waitFor(/^\{"type":"summary"/);
+    expect((await client.exited).code).toBe(0);
+    expect(client.stderrLines.filter((l) => /\bat .*\.ts:\d+/.test(l))).toEqual([]); // no stack traces
+  });
+});
+
+describe('bad command-line input', () => {
+  it.each([
+    ['broker/main.ts', ['--port', '70000'], /^broker: --port: port must be an integer in 0\.\.65535, got '70000'$/],
+    ['broker/main.ts', ['--frobnicate'], /^broker: unknown option '--frobnicate'$/],
+    ['producer/main.ts', ['--id', 'XYZ'], /^producer: --id: producer ID must be 1 to 8 hexadecimal digits/],
+    ['producer/main.ts', ['--id', '1AAA99', '--video', 'samples/missing.mjpeg'], /^producer: cannot read video 'samples\/missing.mjpeg': ENOENT$/],
+    ['producer/main.ts', ['--id', '1AAA99', '--rate', '0'], /^producer: --rate: frame rate must be a number in \(0, 240\]/],
+    ['client/main.ts', ['--broker', 'nowhere'], /^client: --broker: broker address must be host:port, got 'nowhere'$/],
+    ['client/main.ts', ['--subscribe', 'G1'], /^client: --subscribe: producer ID must be/],
+  ])('%s %s fails fast with one line', async (script, args, re) => {
+    const p = new Proc(script, args);
+    const { code } = await p.exited;
+    expect(code).toBe(2);
+    expect(p.stderrLines[0]).toMatch(re);
+    expect(p.stderrLines.join('\n')).not.toMatch(/\n\s+at /);
+  });
+
+  it('a bad .env value fails fast too', async () => {
+    const p = new Proc('broker/main.ts', [], { BROKER_PORT: 'eighty' });
+    expect((await p.exited).code).toBe(2);
+    expect(p.stderrLines[0]).toBe("broker: BROKER_PORT must be an integer in 0..65535, got 'eighty'");
+  });
+});
