@@ -138,10 +138,14 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
           this.unsolicited++;
           return;
         }
-        const hadFrames = sub.summary.frames > 0;
+        const previousFrameMs = sub.lastFrameMs;
         const now = this.#clock();
         const frame = sub.push(m, now);
-        if (frame !== null && !hadFrames) this.emit('firstFrame', m.producerId, frame.data.length, 0);
+        if (frame === null) return;
+        if (previousFrameMs === 0) this.emit('firstFrame', m.producerId, frame.data.length, 0);
+        else if (now - previousFrameMs > this.#opts.heartbeatIntervalMs) {
+          this.emit('event', `${formatProducerId(m.producerId)}: frames are arriving again after ${((now - previousFrameMs) / 1000).toFixed(1)} s`);
+        }
         return;
       }
       case MessageType.NOTICE: {

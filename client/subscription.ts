@@ -5,7 +5,7 @@ import type { StreamMetadata } from '../protocol/metadata.ts';
 import { FrameReassembler, type CompletedFrame } from '../protocol/reassembler.ts';
 import type { StreamRecorder } from './recorder.ts';
 
-const RATE_WINDOW_MS = 2000;
+const RATE_WINDOW_MS = 1000;
 
 /** What a subscription has received so far: the figures `stats` and the JSON summary show. */
 export interface SubscriptionSummary {
@@ -31,6 +31,8 @@ export class Subscription {
   pending = true;
   lastHeardMs = 0;
   firstFrameMs = 0;
+  /** When the latest whole video frame arrived. */
+  lastFrameMs = 0;
   recorder: StreamRecorder | null = null;
   readonly #video = new FrameReassembler();
   readonly #audio = new FrameReassembler();
@@ -66,6 +68,7 @@ export class Subscription {
       return null;
     }
     if (this.#frames === 0) this.firstFrameMs = nowMs;
+    this.lastFrameMs = nowMs;
     this.#frames++;
     this.#bytes += frame.data.length;
     this.#windowFrames++;
