@@ -98,3 +98,13 @@ export async function startBroker(args: string[] = [], env: Record<string, strin
   const port = Number(m[1]);
   return { proc, port, address: `127.0.0.1:${port}` };
 }
+
+/** A UDP port that was free a moment ago, for tests that must restart a broker on the same port. */
+export async function freeUdpPort(): Promise<number> {
+  const dgram = await import('node:dgram');
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const { port } = s.address();
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}

@@ -1,0 +1,111 @@
+import { describe, expect, it } from 'vitest';
+import { freeUdpPort, Proc, startBroker } from './helpers/procs.ts';
+
+// Defaults from .env: heartbeat 1 s, lease 3 intervals. The deadlines below are the product's
+// promises (issue 3), measured from the event that starts them. Each awaited line is one that
+// cannot have been printed before its event, so waitFor (which also sees past lines) is safe.
+
+function producer(id: string, broker: string): Proc {
+  return new Proc('producer/main.ts', ['--id', id, '--broker', broker], { LOG_LEVEL: 'info' });
+}
+function viewer(broker: string, ids: string[]): Proc {
+  const c = new Proc('client/main.ts', ['--broker', broker]);
+  for (const id of ids) c.write(`subscribe ${id}`);
+  return c;
+}
+function report(what: string, sinceMs: number): void {
+  process.stdout.write(`figure: ${what} ${(performance.now() - sinceMs).toFixed(0)} ms\n`);
+}
+async function streaming(c: Proc, id: string): Promise<void> {
+  await c.waitFor(new RegExp(`^${id}: frames are arriving`));
+}
+
+describe('fault tolerance, real processes and signals', () => {
+  it('drops a SIGKILLed client within 3.5 s', async () => {
+    const broker = await startBroker([], { LOG_LEVEL: 'info' });
+    const p = producer('1AAA99', broker.address);
+    await p.waitFor(/"msg":"announced"/);
+    const c = viewer(broker.address, ['1AAA99']);
+    await streaming(c, '1AAA99');
+    const killedAt = performance.now();
+    await c.kill('SIGKILL');
+    await broker.proc.waitFor(/"reason":"lease","msg":"client left"/, 5000);
+    report('SIGKILLed client dropped after', killedAt);
+    expect(performance.now() - killedAt).toBeLessThan(3500);
+  });
+
+  it('tells subscribers of a SIGKILLed producer within 3.5 s, then resumes when it restarts with the same ID', async () => {
+    const broker = await startBroker();
+    const p = producer('1AAA99', broker.address);
+    await p.waitFor(/"msg":"announced"/);
+    const c = viewer(broker.address, ['1AAA99']);
+    await streaming(c, '1AAA99');
+    const killedAt = performance.now();
+    await p.kill('SIGKILL');
+    await c.waitFor(/^producer 1AAA99 went offline/, 5000);
+    report('SIGKILLed producer announced offline after', killedAt);
+    expect(performance.now() - killedAt).toBeLessThan(3500);
+
+    // Same ID, new process and port: the viewer types nothing.
+    const again = producer('1AAA99', broker.address);
+    await again.waitFor(/"msg":"announced"/);
+    await c.waitFor(/^producer 1AAA99 is back online$/);
+    await c.waitFor(/^1AAA99: frames are arriving again/);
+  });
+
+  it('delivers a producer\'s goodbye to its subscribers within 200 ms', async () => {
+    const broker = await startBroker();
+    const p = producer('1AAA99', broker.address);
+    await p.waitFor(/"msg":"announced"/);
+    const c = viewer(broker.address, ['1AAA99']);
+    await streaming(c, '1AAA99');
+    const sentAt = performance.now();
+    p.child.kill('SIGINT');
+    await c.waitFor(/^producer 1AAA99 ended its stream/, 2000);
+    report('goodbye reached the subscriber after', sentAt);
+    expect(performance.now() - sentAt).toBeLessThan(200);
+    expect((await p.exited).code).toBe(0);
+  });
+
+  it('heals by itself after the broker is SIGKILLed and restarted on the same port', async () => {
+    const port = await freeUdpPort();
+    const args = ['--port', String(port), '--host', '127.0.0.1'];
+    const address = `127.0.0.1:${port}`;
+    let broker = new Proc('broker/main.ts', args);
+    await broker.waitFor(/broker listening/);
+    const p1 = producer('1AAA99', address);
+    const p2 = producer('2BBB88', address);
+    await Promise.all([p1.waitFor(/"msg":"announced"/), p2.waitFor(/"msg":"announced"/)]);
+    const c1 = viewer(address, ['1AAA99', '2BBB88']);
+    const c2 = viewer(address, ['2BBB88']);
+    await Promise.all([streaming(c1, '1AAA99'), streaming(c1, '2BBB88'), streaming(c2, '2BBB88')]);
+
+    await broker.kill('SIGKILL');
+    await c1.waitFor(/^broker unreachable/, 6000);
+    broker = new Proc('broker/main.ts', args);
+    await broker.waitFor(/broker listening/);
+    const backAt = performance.now();
+    await Promise.all([
+      c1.waitFor(/^1AAA99: frames are arriving again/, 6000),
+      c1.waitFor(/^2BBB88: frames are arriving again/, 6000),
+      c2.waitFor(/^2BBB88: frames are arriving again/, 6000),
+    ]);
+    report('frames reached every subscriber again after the broker came back in', backAt);
+    expect(performance.now() - backAt).toBeLessThan(3000);
+    c2.write('list');
+    await c2.waitForNext(/^2 producers:$/);
+    await c2.waitFor(/1AAA99\s+online/);
+    await c2.waitFor(/2BBB88\s+online/);
+  });
+
+  it('on SIGTERM the broker tells its clients and exits cleanly', async () => {
+    const broker = await startBroker();
+    const p = producer('1AAA99', broker.address);
+    await p.waitFor(/"msg":"announced"/);
+    const c = viewer(broker.address, ['1AAA99']);
+    await streaming(c, '1AAA99');
+    broker.proc.child.kill('SIGTERM');
+    expect((await broker.proc.exited).code).toBe(0);
+    await c.waitFor(/^broker is shutting down/, 2000);
+  });
+});
