@@ -83,9 +83,11 @@ export class Subscription {
     this.#audio.expire(nowMs);
     if (this.#windowStartMs === 0) this.#windowStartMs = nowMs;
     const span = nowMs - this.#windowStartMs;
-    if (span >= RATE_WINDOW_MS) {
+    if (span >= RATE_WINDOW_MS || (this.fps === 0 && span >= RATE_WINDOW_MS / 4 && this.#windowFrames > 0)) {
+      // The first figures come from a partial window rather than showing 0 for a second.
       this.fps = (this.#windowFrames * 1000) / span;
       this.kbps = (this.#windowBytes * 8) / span;
+      if (span < RATE_WINDOW_MS) return;
       this.#windowStartMs = nowMs;
       this.#windowFrames = 0;
       this.#windowBytes = 0;
