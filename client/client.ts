@@ -18,7 +18,7 @@ export interface ClientOptions {
 export interface ClientEvents {
   /** A line worth showing a person: what happened, in plain words. */
   event: [text: string];
-  firstFrame: [id: number, bytes: number, afterMs: number];
+  firstFrame: [id: number, bytes: number];
 }
 
 export type RequestResult =
@@ -76,9 +76,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       sub = new Subscription(id);
       this.subscriptions.set(id, sub);
     }
-    sub.pending = true;
     const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 });
-    sub.pending = false;
     if (r?.type === MessageType.ACK && r.status === Status.OK) {
       sub.metadata = r.detail.metadata ?? sub.metadata;
       sub.online = r.detail.online ?? true;
@@ -142,7 +140,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
         const now = this.#clock();
         const frame = sub.push(m, now);
         if (frame === null) return;
-        if (previousFrameMs === 0) this.emit('firstFrame', m.producerId, frame.data.length, 0);
+        if (previousFrameMs === 0) this.emit('firstFrame', m.producerId, frame.data.length);
         else if (now - previousFrameMs > this.#opts.heartbeatIntervalMs) {
           this.emit('event', `${formatProducerId(m.producerId)}: frames are arriving again after ${((now - previousFrameMs) / 1000).toFixed(1)} s`);
         }

@@ -27,8 +27,6 @@ export class Subscription {
   online = true;
   /** False once unsubscribed; the figures stay for the summary. */
   active = true;
-  /** A subscribe is being (re)sent for it. */
-  pending = true;
   lastHeardMs = 0;
   firstFrameMs = 0;
   /** When the latest whole video frame arrived. */

@@ -64,8 +64,3 @@ export function parseLogLevel(text: string): LogLevel {
   if (!(LOG_LEVELS as readonly string[]).includes(text)) throw new ConfigError(`log level must be one of ${LOG_LEVELS.join(', ')}, got '${text}'`);
   return text as LogLevel;
 }
-
-/** Wraps a parser for commander so that its error reads as one line about the flag. */
-export function flag<T>(parse: (text: string) => T): (text: string) => T {
-  return parse;
-}

@@ -83,4 +83,4 @@ export function parseProducerInfo(v: unknown, field: string): ProducerInfo {
   };
 }
 
-export { isRecord, int as checkInt, str as checkStr };
+export { isRecord, int as checkInt };

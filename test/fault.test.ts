@@ -19,14 +19,19 @@ function report(what: string, sinceMs: number): void {
 async function streaming(c: Proc, id: string): Promise<void> {
   await c.waitFor(new RegExp(`^${id}: frames are arriving`));
 }
+/** A broker, producer 1AAA99 and one viewer watching it. */
+async function oneStream(brokerEnv: Record<string, string> = {}): Promise<{ broker: Awaited<ReturnType<typeof startBroker>>; p: Proc; c: Proc }> {
+  const broker = await startBroker([], brokerEnv);
+  const p = producer('1AAA99', broker.address);
+  await p.waitFor(/"msg":"announced"/);
+  const c = viewer(broker.address, ['1AAA99']);
+  await streaming(c, '1AAA99');
+  return { broker, p, c };
+}
 
 describe('fault tolerance, real processes and signals', () => {
   it('drops a SIGKILLed client within 3.5 s', async () => {
-    const broker = await startBroker([], { LOG_LEVEL: 'info' });
-    const p = producer('1AAA99', broker.address);
-    await p.waitFor(/"msg":"announced"/);
-    const c = viewer(broker.address, ['1AAA99']);
-    await streaming(c, '1AAA99');
+    const { broker, c } = await oneStream({ LOG_LEVEL: 'info' });
     const killedAt = performance.now();
     await c.kill('SIGKILL');
     await broker.proc.waitFor(/"reason":"lease","msg":"client left"/, 5000);
@@ -35,11 +40,7 @@ describe('fault tolerance, real processes and signals', () => {
   });
 
   it('tells subscribers of a SIGKILLed producer within 3.5 s, then resumes when it restarts with the same ID', async () => {
-    const broker = await startBroker();
-    const p = producer('1AAA99', broker.address);
-    await p.waitFor(/"msg":"announced"/);
-    const c = viewer(broker.address, ['1AAA99']);
-    await streaming(c, '1AAA99');
+    const { broker, p, c } = await oneStream();
     const killedAt = performance.now();
     await p.kill('SIGKILL');
     await c.waitFor(/^producer 1AAA99 went offline/, 5000);
@@ -54,11 +55,7 @@ describe('fault tolerance, real processes and signals', () => {
   });
 
   it('delivers a producer\'s goodbye to its subscribers within 200 ms', async () => {
-    const broker = await startBroker();
-    const p = producer('1AAA99', broker.address);
-    await p.waitFor(/"msg":"announced"/);
-    const c = viewer(broker.address, ['1AAA99']);
-    await streaming(c, '1AAA99');
+    const { broker, p, c } = await oneStream();
     const sentAt = performance.now();
     p.child.kill('SIGINT');
     await c.waitFor(/^producer 1AAA99 ended its stream/, 2000);
@@ -99,11 +96,7 @@ describe('fault tolerance, real processes and signals', () => {
   });
 
   it('on SIGTERM the broker tells its clients and exits cleanly', async () => {
-    const broker = await startBroker();
-    const p = producer('1AAA99', broker.address);
-    await p.waitFor(/"msg":"announced"/);
-    const c = viewer(broker.address, ['1AAA99']);
-    await streaming(c, '1AAA99');
+    const { broker, p, c } = await oneStream();
     broker.proc.child.kill('SIGTERM');
     expect((await broker.proc.exited).code).toBe(0);
     await c.waitFor(/^broker is shutting down/, 2000);
