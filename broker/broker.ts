@@ -5,10 +5,11 @@ import {
 } from '../protocol/constants.ts';
 import {
   checkMedia, decode, encodeControl, type AckDetail, type AnnounceMessage, type ControlMessage, type GoodbyeMessage,
-  type HeartbeatMessage, type SubscribeMessage, type UnsubscribeMessage,
+  type HeartbeatMessage, type HelloMessage, type SubscribeMessage, type UnsubscribeMessage,
 } from '../protocol/codec.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
+import { AddressValidator } from './address-validator.ts';
 import { Channel, type Subscriber } from './channel.ts';
 import { addressKey, type ClientEntry } from './clients.ts';
 import { createCounters, type BrokerCounters } from './counters.ts';
@@ -20,6 +21,9 @@ export interface DatagramSocket {
 }
 export interface RemoteInfo { readonly address: string; readonly port: number }
 export type Clock = () => number;
+
+/** Requests only a validated client may make (PROTOCOL.md §4.10). */
+const CLIENT_REQUESTS: ReadonlySet<number> = new Set([MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE, MessageType.LIST, MessageType.STATS]);
 
 export interface BrokerEvents {
   producerOnline: [id: number, address: string, port: number, title: string];
@@ -42,13 +46,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #clock: Clock;
   readonly #channels = new Map<number, Channel>();
   readonly #clients = new Map<string, ClientEntry>();
+  readonly #validator: AddressValidator;
   #lastHintMs = -Infinity;
 
-  constructor(args: { socket: DatagramSocket; clock: Clock; options?: Partial<BrokerOptions> }) {
+  constructor(args: { socket: DatagramSocket; clock: Clock; options?: Partial<BrokerOptions>; secret?: Buffer }) {
     super();
     this.#socket = args.socket;
     this.#clock = args.clock;
     this.options = Object.freeze({ ...DEFAULT_BROKER_OPTIONS, ...args.options });
+    this.#validator = new AddressValidator({ lifetimeMs: this.options.tokenLifetimeMs, secret: args.secret });
   }
 
   get producerCount(): number {
@@ -84,7 +90,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       return;
     }
     if (m.type === MessageType.MEDIA) return; // a short MEDIA already failed checkMedia in decode
-    this.#handleControl(m, rinfo);
+    this.#handleControl(m, rinfo, msg.length);
   }
 
   #forwardMedia(msg: Buffer, rinfo: RemoteInfo): void {
@@ -119,12 +125,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
     c.bytesOut += n * msg.length;
   }
 
-  #handleControl(m: ControlMessage, rinfo: RemoteInfo): void {
+  #handleControl(m: ControlMessage, rinfo: RemoteInfo, requestBytes: number): void {
     const key = addressKey(rinfo.address, rinfo.port);
     const client = this.#clients.get(key);
     if (client !== undefined) client.lastHeardMs = this.#clock();
     this.counters.controlIn++;
+    // PROTOCOL.md §4.10: a client request from an address that has not proved it receives gets
+    // no answer (the only answer would be larger than the request: an amplification).
+    if (client === undefined && CLIENT_REQUESTS.has(m.type)) {
+      this.counters.countDrop('FC_DROP_UNVALIDATED');
+      return;
+    }
     switch (m.type) {
+      case MessageType.HELLO: return this.#handleHello(m, rinfo, key, requestBytes);
       case MessageType.ANNOUNCE: return this.#handleAnnounce(m, rinfo, key);
       case MessageType.SUBSCRIBE: return this.#handleSubscribe(m, rinfo, key);
       case MessageType.UNSUBSCRIBE: return this.#handleUnsubscribe(m, rinfo, key);
@@ -175,16 +188,31 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.emit('producerOnline', ch.id, address, port, p.metadata.title);
   }
 
+  /** Address validation (PROTOCOL.md §4.10): a token first, a client lease once it is echoed. */
+  #handleHello(m: HelloMessage, rinfo: RemoteInfo, key: string, requestBytes: number): void {
+    const now = this.#clock();
+    if (this.#clients.has(key)) return this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
+    if (m.token.length === 0 || !this.#validator.verify(m.token, rinfo.address, rinfo.port, now)) {
+      if (m.token.length > 0) this.counters.countDrop('FC_DROP_BAD_TOKEN');
+      const challenge = encodeControl({
+        type: MessageType.ACK, producerId: 0, requestId: m.requestId, status: Status.VALIDATE, ackedType: MessageType.HELLO,
+        detail: { token: this.#validator.mint(rinfo.address, rinfo.port, now) },
+      });
+      // Never more bytes to an unvalidated address than it sent (HELLO is padded to make room).
+      if (challenge.length <= requestBytes) this.#sendCounted(challenge, rinfo.port, rinfo.address);
+      else this.counters.countDrop('FC_DROP_AMPLIFICATION');
+      return;
+    }
+    if (this.#clients.size >= this.options.maxClients) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
+    this.#clients.set(key, { key, address: rinfo.address, port: rinfo.port, lastHeardMs: now, subscriptions: new Set() });
+    this.emit('clientJoined', rinfo.address, rinfo.port);
+    this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
+  }
+
   #handleSubscribe(m: SubscribeMessage, rinfo: RemoteInfo, key: string): void {
     const ch = this.#channels.get(m.producerId);
     if (ch === undefined || ch.producer === null) return this.#ack(rinfo, m, Status.UNKNOWN_PRODUCER);
-    let client = this.#clients.get(key);
-    if (client === undefined) {
-      if (this.#clients.size >= this.options.maxClients) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
-      client = { key, address: rinfo.address, port: rinfo.port, lastHeardMs: this.#clock(), subscriptions: new Set() };
-      this.#clients.set(key, client);
-      this.emit('clientJoined', rinfo.address, rinfo.port);
-    }
+    const client = this.#clients.get(key)!; // validated in #handleControl
     const detail: AckDetail = { metadata: ch.producer.metadata, online: ch.producer.online, ...this.#leaseDetail() };
     if (client.subscriptions.has(m.producerId)) return this.#ack(rinfo, m, Status.OK, detail); // a retry
     if (client.subscriptions.size >= this.options.maxSubscriptionsPerClient) {

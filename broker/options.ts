@@ -19,6 +19,8 @@ export interface BrokerOptions {
   /** Frames with more fragments are forwarded but not cached for instant join. */
   readonly maxCachedFragments: number;
   readonly socketBufferBytes: number;
+  /** How long an address validation token may be echoed after it was issued. */
+  readonly tokenLifetimeMs: number;
 }
 
 export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
@@ -34,4 +36,5 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   maxSubscribersPerProducer: 1000,
   maxCachedFragments: 4096,
   socketBufferBytes: 4 * 1024 * 1024,
+  tokenLifetimeMs: 30_000,
 });

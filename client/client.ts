@@ -64,7 +64,10 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
 
   start(): void {
     this.link.start();
+    void this.link.ensureValidated();
   }
+
+  static readonly #NO_ANSWER = { ok: false, status: null, message: 'the broker did not answer' } as const;
 
   /** Subscribes to a producer; with `heal`, keeps trying until the producer is back. */
   async subscribe(id: number): Promise<RequestResult> {
@@ -76,7 +79,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       sub = new Subscription(id);
       this.subscriptions.set(id, sub);
     }
-    const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 });
+    const r = (await this.link.ensureValidated()) ? await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 }) : null;
     if (r?.type === MessageType.ACK && r.status === Status.OK) {
       sub.metadata = r.detail.metadata ?? sub.metadata;
       sub.online = r.detail.online ?? true;
@@ -88,7 +91,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       if (previous === undefined) this.subscriptions.delete(id);
       else this.subscriptions.set(id, previous);
     }
-    if (r === null) return { ok: false, status: null, message: 'the broker did not answer' };
+    if (r === null) return FramecastClient.#NO_ANSWER;
     const status = r.type === MessageType.ACK ? r.status : null;
     return { ok: false, status, message: r.type === MessageType.ACK ? (r.detail.message ?? STATUS_TEXT[r.status]) : 'unexpected reply' };
   }
@@ -97,17 +100,19 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     const sub = this.subscriptions.get(id);
     if (sub === undefined || !sub.active) return { ok: false, status: Status.NOT_SUBSCRIBED, message: `not subscribed to ${formatProducerId(id)}` };
     sub.close();
-    const r = await this.link.request({ type: MessageType.UNSUBSCRIBE, producerId: id, requestId: 0 });
+    const r = (await this.link.ensureValidated()) ? await this.link.request({ type: MessageType.UNSUBSCRIBE, producerId: id, requestId: 0 }) : null;
     if (r === null) return { ok: false, status: null, message: 'the broker did not answer (unsubscribed locally)' };
     return { ok: true };
   }
 
   async list(): Promise<{ producers: readonly ProducerInfo[]; truncated: boolean } | null> {
+    if (!(await this.link.ensureValidated())) return null;
     const r = await this.link.request({ type: MessageType.LIST, producerId: 0, requestId: 0 });
     return r?.type === MessageType.LIST_REPLY ? { producers: r.producers, truncated: r.truncated } : null;
   }
 
   async brokerStats(): Promise<Readonly<Record<string, number>> | null> {
+    if (!(await this.link.ensureValidated())) return null;
     const r = await this.link.request({ type: MessageType.STATS, producerId: 0, requestId: 0 });
     return r?.type === MessageType.STATS_REPLY ? r.stats : null;
   }

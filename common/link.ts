@@ -53,6 +53,8 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #missed = 0;
   #closed = false;
+  #validated = false;
+  #validating: Promise<boolean> | null = null;
 
   constructor(args: { socket: Socket; clock: () => number; options: LinkOptions }) {
     super();
@@ -87,7 +89,10 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
         this.#pending.delete(m.requestId);
         p.resolve(m);
       }
-      if (m.type === MessageType.ACK && m.status === Status.NOT_REGISTERED) this.emit('notRegistered');
+      if (m.type === MessageType.ACK && m.status === Status.NOT_REGISTERED) {
+        this.#validated = false;
+        this.emit('notRegistered');
+      }
       if (p !== undefined) return;
     }
     this.emit('message', m, raw);
@@ -103,6 +108,28 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
       this.#pending.set(requestId, p);
       this.#attempt(requestId, p);
     });
+  }
+
+  /**
+   * Proves this address to the broker before client requests (PROTOCOL.md §4.10): HELLO,
+   * then HELLO echoing the broker's token. Concurrent callers share one handshake.
+   */
+  ensureValidated(): Promise<boolean> {
+    if (this.#validated) return Promise.resolve(true);
+    this.#validating ??= this.#validate().finally(() => {
+      this.#validating = null;
+    });
+    return this.#validating;
+  }
+
+  async #validate(): Promise<boolean> {
+    const hello = { type: MessageType.HELLO, producerId: 0, requestId: 0 } as const;
+    let r = await this.request({ ...hello, token: Buffer.alloc(0) });
+    if (r?.type === MessageType.ACK && r.status === Status.VALIDATE && r.detail.token !== undefined) {
+      r = await this.request({ ...hello, token: r.detail.token });
+    }
+    this.#validated = r?.type === MessageType.ACK && r.status === Status.OK;
+    return this.#validated;
   }
 
   /** Sends without waiting for an answer (GOODBYE). */

@@ -1,7 +1,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import {
   CONTROL_HEADER_BYTES, MAGIC, MAX_UDP_PAYLOAD_BYTES, MEDIA_HEADER_BYTES, MessageType, Role, Status, Track, VERSION,
-  GoodbyeReason, NoticeEvent,
+  GoodbyeReason, NoticeEvent, MIN_HELLO_BYTES, TOKEN_BYTES,
 } from './constants.ts';
 import { ProtocolError, ProtocolErrorCode as E } from './errors.ts';
 import {
@@ -40,6 +40,8 @@ export interface AckDetail {
   readonly online?: boolean;
   readonly heartbeatIntervalMs?: number;
   readonly leaseMs?: number;
+  /** With status VALIDATE: the token to echo in HELLO (PROTOCOL.md §4.10). */
+  readonly token?: Buffer;
 }
 export interface AckMessage extends Control {
   readonly type: typeof MessageType.ACK;
@@ -58,6 +60,8 @@ export interface GoodbyeMessage extends Control { readonly type: typeof MessageT
 export interface HeartbeatMessage extends Control { readonly type: typeof MessageType.HEARTBEAT; readonly role: Role }
 export interface NoticeMessage extends Control { readonly type: typeof MessageType.NOTICE; readonly event: NoticeEvent }
 export interface StatsMessage extends Control { readonly type: typeof MessageType.STATS }
+/** A client proving its address: empty token first, then the broker's token echoed. */
+export interface HelloMessage extends Control { readonly type: typeof MessageType.HELLO; readonly token: Buffer }
 export interface StatsReplyMessage extends Control {
   readonly type: typeof MessageType.STATS_REPLY;
   readonly stats: Readonly<Record<string, number>>;
@@ -65,7 +69,7 @@ export interface StatsReplyMessage extends Control {
 
 export type ControlMessage =
   | AnnounceMessage | SubscribeMessage | UnsubscribeMessage | AckMessage | ListMessage | ListReplyMessage
-  | GoodbyeMessage | HeartbeatMessage | NoticeMessage | StatsMessage | StatsReplyMessage;
+  | GoodbyeMessage | HeartbeatMessage | NoticeMessage | StatsMessage | StatsReplyMessage | HelloMessage;
 export type Message = MediaMessage | ControlMessage;
 
 /** Fields of a message to encode: everything but what the encoder derives. */
@@ -127,7 +131,14 @@ function controlBody(m: ControlMessage): Buffer {
     case MessageType.GOODBYE:
       return Buffer.from([m.reason]);
     case MessageType.HEARTBEAT:
-      return Buffer.from([m.role]);
+      return Buffer.from([m.role, 0]);
+    case MessageType.HELLO: {
+      // Token length, token, then zeros up to MIN_HELLO_BYTES (PROTOCOL.md §4.10).
+      const body = Buffer.alloc(Math.max(1 + m.token.length, MIN_HELLO_BYTES - CONTROL_HEADER_BYTES));
+      body[0] = m.token.length;
+      m.token.copy(body, 1);
+      return body;
+    }
     case MessageType.NOTICE:
       return Buffer.from([m.event]);
     case MessageType.STATS_REPLY:
@@ -223,6 +234,10 @@ function decodeAckDetail(buf: Buffer): AckDetail {
   }
   if (raw.heartbeatIntervalMs !== undefined) detail.heartbeatIntervalMs = checkInt(raw.heartbeatIntervalMs, 'heartbeatIntervalMs', 1, 3_600_000);
   if (raw.leaseMs !== undefined) detail.leaseMs = checkInt(raw.leaseMs, 'leaseMs', 1, 3_600_000);
+  if (raw.token !== undefined) {
+    if (!(raw.token instanceof Uint8Array) || raw.token.length !== TOKEN_BYTES) throw new ProtocolError(E.BAD_FIELD, `ACK token must be ${TOKEN_BYTES} bytes`);
+    detail.token = Buffer.from(raw.token);
+  }
   return detail;
 }
 
@@ -263,8 +278,19 @@ function decodeControl(buf: Buffer, type: MessageType, producerId: number): Cont
     }
     case MessageType.GOODBYE:
       return { type, ...base, reason: oneByte(buf, REASON_VALUES, 'GOODBYE reason') as GoodbyeReason };
-    case MessageType.HEARTBEAT:
-      return { type, ...base, role: oneByte(buf, ROLE_VALUES, 'HEARTBEAT role') as Role };
+    case MessageType.HEARTBEAT: {
+      // Two bytes (role, reserved), so the 14-byte ACK is never larger than the request.
+      needBody(buf, 2, 'HEARTBEAT');
+      const role = buf[CONTROL_HEADER_BYTES];
+      if (!ROLE_VALUES.has(role)) throw new ProtocolError(E.BAD_FIELD, `HEARTBEAT role value ${role} is not defined`);
+      return { type, ...base, role: role as Role };
+    }
+    case MessageType.HELLO: {
+      if (buf.length < MIN_HELLO_BYTES) throw new ProtocolError(E.BAD_LENGTH, `HELLO must be padded to at least ${MIN_HELLO_BYTES} bytes`);
+      const len = buf[CONTROL_HEADER_BYTES];
+      if (len !== 0 && len !== TOKEN_BYTES) throw new ProtocolError(E.BAD_FIELD, `HELLO token must be 0 or ${TOKEN_BYTES} bytes, not ${len}`);
+      return { type, ...base, token: buf.subarray(CONTROL_HEADER_BYTES + 1, CONTROL_HEADER_BYTES + 1 + len) };
+    }
     case MessageType.NOTICE:
       return { type, ...base, event: oneByte(buf, NOTICE_VALUES, 'NOTICE event') as NoticeEvent };
     case MessageType.STATS_REPLY: {

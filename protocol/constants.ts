@@ -29,6 +29,7 @@ export const MessageType = {
   NOTICE: 0x18,
   STATS: 0x19,
   STATS_REPLY: 0x1a,
+  HELLO: 0x1b,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -50,6 +51,7 @@ export const Status = {
   NOT_REGISTERED: 4,
   ID_TAKEN: 5,
   NOT_SUBSCRIBED: 6,
+  VALIDATE: 7,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
 
@@ -61,7 +63,16 @@ export const STATUS_TEXT: Record<Status, string> = {
   [Status.NOT_REGISTERED]: 'not registered with this broker',
   [Status.ID_TAKEN]: 'producer ID is owned by another address',
   [Status.NOT_SUBSCRIBED]: 'not subscribed',
+  [Status.VALIDATE]: 'echo the token to prove this address receives',
 };
+
+/**
+ * A HELLO datagram is padded to at least this size, so the broker's answer to an address it
+ * has not validated (a token, 43 bytes) is never larger than what it received (PROTOCOL.md §4.10).
+ */
+export const MIN_HELLO_BYTES = 64;
+/** Address validation token: 4-byte issue time and 16 bytes of HMAC-SHA256 (PROTOCOL.md §4.10). */
+export const TOKEN_BYTES = 20;
 
 /** NOTICE events, broker to client (PROTOCOL.md §4.8). */
 export const NoticeEvent = {

@@ -29,9 +29,25 @@ function setup() {
   const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000 } });
   const feed = (m: Message, from: { address: string; port: number }) => broker.handleDatagram(encode(m), from);
   const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, metadata }, from);
-  const subscribe = (from: { address: string; port: number }, id = 0x1aaa99) => feed({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 2 }, from);
+  /** The address validation handshake (PROTOCOL.md §4.10), as a client's link does it. */
+  const hello = (from: { address: string; port: number }) => {
+    feed({ type: MessageType.HELLO, producerId: 0, requestId: 90, token: Buffer.alloc(0) }, from);
+    const challenge = socket.to(from.port).findLast((m) => m.type === MessageType.ACK && m.status === Status.VALIDATE);
+    if (challenge?.type !== MessageType.ACK || challenge.detail.token === undefined) throw new Error('no token');
+    feed({ type: MessageType.HELLO, producerId: 0, requestId: 91, token: challenge.detail.token }, from);
+    socket.clear();
+    return challenge.detail.token;
+  };
+  const validated = new Set<number>();
+  const subscribe = (from: { address: string; port: number }, id = 0x1aaa99) => {
+    if (!validated.has(from.port)) {
+      hello(from);
+      validated.add(from.port);
+    }
+    feed({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 2 }, from);
+  };
   const heartbeat = (from: { address: string; port: number }, role: number, id = 0) => feed({ type: MessageType.HEARTBEAT, producerId: id, requestId: 0, role: role as 1 }, from);
-  return { broker, socket, feed, announce, subscribe, heartbeat, advance: (ms: number) => { now += ms; broker.sweep(now); } };
+  return { broker, socket, feed, announce, hello, subscribe, heartbeat, advance: (ms: number) => { now += ms; broker.sweep(now); } };
 }
 
 describe('Broker', () => {
@@ -120,6 +136,44 @@ describe('Broker', () => {
     for (const id of [1, 2, 3, 4]) t.subscribe(C1, id);
     const acks = t.socket.to(C1.port).filter((m) => m.type === MessageType.ACK);
     expect(acks.map((a) => a.type === MessageType.ACK && a.status)).toEqual([Status.OK, Status.OK, Status.OK, Status.LIMIT_REACHED]);
+  });
+
+  it('streams nothing to an address that never echoed a token, and answers it no more bytes than it sent', () => {
+    const t = setup();
+    t.announce();
+    t.socket.clear();
+    t.feed({ type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 2 }, C1); // spoofable: no HELLO
+    t.feed({ type: MessageType.LIST, producerId: 0, requestId: 3 }, C1);
+    const [d] = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 }).packetize(Track.VIDEO, Buffer.alloc(100), 0, 1);
+    t.broker.handleDatagram(d, P);
+    expect(t.socket.to(C1.port)).toEqual([]);
+    expect(t.broker.counters.drops.get('FC_DROP_UNVALIDATED')).toBe(2);
+    const hello = encode({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) });
+    t.broker.handleDatagram(hello, C1);
+    expect(t.socket.sent).toHaveLength(1);
+    expect(t.socket.sent[0].msg.length).toBeLessThanOrEqual(hello.length);
+  });
+
+  it('refuses a token obtained from another address', () => {
+    const t = setup();
+    t.announce();
+    const stolen = t.hello(C1);
+    t.feed({ type: MessageType.HELLO, producerId: 0, requestId: 5, token: stolen }, C2);
+    expect(t.socket.to(C2.port)).toEqual([expect.objectContaining({ status: Status.VALIDATE })]);
+    expect(t.broker.counters.drops.get('FC_DROP_BAD_TOKEN')).toBe(1);
+    t.feed({ type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 6 }, C2);
+    expect(t.broker.subscriptionCount).toBe(0);
+  });
+
+  it('refuses an expired token', () => {
+    const t = setup();
+    t.feed({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }, C1);
+    const [challenge] = t.socket.to(C1.port);
+    t.advance(31_000);
+    t.socket.clear();
+    t.feed({ type: MessageType.HELLO, producerId: 0, requestId: 2, token: (challenge as { detail: { token: Buffer } }).detail.token }, C1);
+    expect(t.socket.to(C1.port)).toEqual([expect.objectContaining({ status: Status.VALIDATE })]);
+    expect(t.broker.clientCount).toBe(0);
   });
 
   it('counts malformed datagrams by reason and never throws', () => {

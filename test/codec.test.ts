@@ -32,6 +32,9 @@ const roundTrips: Message[] = [
   { type: MessageType.HEARTBEAT, producerId: 0, requestId: 0, role: Role.CLIENT },
   { type: MessageType.NOTICE, producerId: 0x1aaa99, requestId: 0, event: NoticeEvent.PRODUCER_OFFLINE },
   { type: MessageType.STATS, producerId: 0, requestId: 5 },
+  { type: MessageType.HELLO, producerId: 0, requestId: 6, token: Buffer.alloc(0) },
+  { type: MessageType.HELLO, producerId: 0, requestId: 7, token: Buffer.alloc(20, 0xab) },
+  { type: MessageType.ACK, producerId: 0, requestId: 6, status: Status.VALIDATE, ackedType: MessageType.HELLO, detail: { token: Buffer.alloc(20, 0xcd) } },
   { type: MessageType.STATS_REPLY, producerId: 0, requestId: 5, stats: { datagramsIn: 10, 'drop.FC_ERR_BAD_MAGIC': 2 } },
 ];
 
@@ -48,7 +51,7 @@ describe('codec round trips', () => {
 
   it('lays out a HEARTBEAT and its ACK exactly as PROTOCOL.md §4 says', () => {
     expect(encodeControl({ type: MessageType.HEARTBEAT, producerId: 0x1aaa99, requestId: 0, role: Role.PRODUCER }).toString('hex'))
-      .toBe('4643011700' + '1aaa99' + '00000000' + '01');
+      .toBe('4643011700' + '1aaa99' + '00000000' + '0100');
     expect(encodeControl({ type: MessageType.ACK, producerId: 0, requestId: 7, status: Status.NOT_REGISTERED, ackedType: MessageType.HEARTBEAT, detail: {} }).toString('hex'))
       .toBe('464301130000000000000007' + '04' + '17');
   });
@@ -81,7 +84,10 @@ describe('malformed datagrams', () => {
     ['empty payload', mediaHex({ payload: '' , frameBytes: '00000000' }), E.BAD_LENGTH],
     ['absurd fragment count', mediaHex({ frag: '0000ffff' }), E.BAD_LENGTH],
     ['HEARTBEAT without role', hex('464301170000000000000000'), E.BAD_LENGTH],
-    ['HEARTBEAT with unknown role', hex('46430117000000000000000009'), E.BAD_FIELD],
+    ['HEARTBEAT with unknown role', hex('4643011700000000000000000900'), E.BAD_FIELD],
+    ['HEARTBEAT of the old 1-byte form', hex('46430117000000000000000001'), E.BAD_LENGTH],
+    ['HELLO not padded to 64 bytes', hex('4643011b0000000000000001' + '00'.repeat(20)), E.BAD_LENGTH],
+    ['HELLO with a 5-byte token', hex('4643011b0000000000000001' + '05' + '00'.repeat(51)), E.BAD_FIELD],
     ['SUBSCRIBE with trailing bytes', hex('46430111001aaa990000000100'), E.BAD_LENGTH],
     ['ACK with undefined status', hex('464301130000000000000000' + '6311'), E.BAD_FIELD],
     ['ACK for an unknown type', hex('464301130000000000000000' + '007f'), E.BAD_FIELD],
