@@ -24,6 +24,10 @@ export type Clock = () => number;
 
 /** Requests only a validated client may make (PROTOCOL.md §4.10). */
 const CLIENT_REQUESTS: ReadonlySet<number> = new Set([MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE, MessageType.LIST, MessageType.STATS]);
+/** Control types a peer may send to the broker. */
+const TO_BROKER: ReadonlySet<number> = new Set([
+  ...CLIENT_REQUESTS, MessageType.HELLO, MessageType.ANNOUNCE, MessageType.HEARTBEAT, MessageType.GOODBYE,
+]);
 
 export interface BrokerEvents {
   producerOnline: [id: number, address: string, port: number, title: string];
@@ -129,13 +133,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const key = addressKey(rinfo.address, rinfo.port);
     const client = this.#clients.get(key);
     if (client !== undefined) client.lastHeardMs = this.#clock();
-    this.counters.controlIn++;
+    if (!TO_BROKER.has(m.type)) {
+      // ACK, NOTICE and replies only travel from the broker.
+      this.counters.countDrop('FC_DROP_UNEXPECTED_TYPE');
+      return;
+    }
     // PROTOCOL.md §4.10: a client request from an address that has not proved it receives gets
     // no answer (the only answer would be larger than the request: an amplification).
     if (client === undefined && CLIENT_REQUESTS.has(m.type)) {
       this.counters.countDrop('FC_DROP_UNVALIDATED');
       return;
     }
+    // Every datagram is counted once: datagramsIn = mediaIn + controlIn + dropped.
+    this.counters.controlIn++;
     switch (m.type) {
       case MessageType.HELLO: return this.#handleHello(m, rinfo, key, requestBytes);
       case MessageType.ANNOUNCE: return this.#handleAnnounce(m, rinfo, key);
@@ -145,9 +155,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
       case MessageType.STATS: return this.#reply(rinfo, { type: MessageType.STATS_REPLY, producerId: 0, requestId: m.requestId, stats: this.statsSnapshot() }, this.options.maxReplyBytes);
       case MessageType.HEARTBEAT: return this.#handleHeartbeat(m, rinfo, key);
       case MessageType.GOODBYE: return this.#handleGoodbye(m, rinfo, key);
-      default:
-        // ACK, NOTICE and replies only travel from the broker.
-        this.counters.countDrop('FC_DROP_UNEXPECTED_TYPE');
     }
   }
 
@@ -162,7 +169,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const p = ch.producer;
     // PROTOCOL.md §5.3: an ID belongs to the address that announced it while its lease lives.
     if (p !== null && p.online && p.key !== key) {
-      this.counters.countDrop('FC_DROP_ID_TAKEN');
+      this.counters.announcesRefused++;
       this.emit('producerRefused', m.producerId, rinfo.address, rinfo.port);
       return this.#ack(rinfo, m, Status.ID_TAKEN);
     }
@@ -193,14 +200,17 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const now = this.#clock();
     if (this.#clients.has(key)) return this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
     if (m.token.length === 0 || !this.#validator.verify(m.token, rinfo.address, rinfo.port, now)) {
-      if (m.token.length > 0) this.counters.countDrop('FC_DROP_BAD_TOKEN');
+      if (m.token.length > 0) this.counters.tokensRefused++;
       const challenge = encodeControl({
         type: MessageType.ACK, producerId: 0, requestId: m.requestId, status: Status.VALIDATE, ackedType: MessageType.HELLO,
         detail: { token: this.#validator.mint(rinfo.address, rinfo.port, now) },
       });
       // Never more bytes to an unvalidated address than it sent (HELLO is padded to make room).
       if (challenge.length <= requestBytes) this.#sendCounted(challenge, rinfo.port, rinfo.address);
-      else this.counters.countDrop('FC_DROP_AMPLIFICATION');
+      else {
+        this.counters.controlIn--;
+        this.counters.countDrop('FC_DROP_AMPLIFICATION');
+      }
       return;
     }
     if (this.#clients.size >= this.options.maxClients) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });

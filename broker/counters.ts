@@ -9,6 +9,10 @@ export interface BrokerCounters {
   clientsExpired: number;
   producersExpired: number;
   sendErrors: number;
+  /** ANNOUNCEs answered ID_TAKEN. */
+  announcesRefused: number;
+  /** HELLOs whose token was wrong or expired (answered with a new one). */
+  tokensRefused: number;
   /** Dropped datagrams by reason: protocol error codes and FC_DROP_* codes. */
   readonly drops: Map<string, number>;
   countDrop(reason: string): void;
@@ -19,7 +23,7 @@ export function createCounters(): BrokerCounters {
   const drops = new Map<string, number>();
   return {
     datagramsIn: 0, bytesIn: 0, datagramsOut: 0, bytesOut: 0, mediaIn: 0, controlIn: 0,
-    clientsExpired: 0, producersExpired: 0, sendErrors: 0,
+    clientsExpired: 0, producersExpired: 0, sendErrors: 0, announcesRefused: 0, tokensRefused: 0,
     drops,
     countDrop(reason) {
       drops.set(reason, (drops.get(reason) ?? 0) + 1);
@@ -29,6 +33,7 @@ export function createCounters(): BrokerCounters {
         datagramsIn: this.datagramsIn, bytesIn: this.bytesIn, datagramsOut: this.datagramsOut, bytesOut: this.bytesOut,
         mediaIn: this.mediaIn, controlIn: this.controlIn, clientsExpired: this.clientsExpired,
         producersExpired: this.producersExpired, sendErrors: this.sendErrors,
+        announcesRefused: this.announcesRefused, tokensRefused: this.tokensRefused,
       };
       let dropped = 0;
       for (const [reason, n] of drops) {

@@ -14,6 +14,7 @@ await runMain('client', async () => {
   const interactive = process.stdin.isTTY === true && config.durationS === null;
   const socket = await connectToBroker(config.broker.host, config.broker.port, config.localPort);
   socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
+  log.info({ localPort: socket.address().port, broker: `${config.broker.host}:${config.broker.port}` }, 'socket connected to broker');
   const client = new FramecastClient({
     socket, clock: () => performance.now(),
     options: { heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals, maxDatagramBytes: config.maxDatagramBytes, recordDir: config.recordDir },

@@ -119,7 +119,7 @@ describe('Broker', () => {
     t.announce();
     t.announce({ address: '10.9.9.9', port: 1 });
     expect(t.socket.to(1)).toEqual([expect.objectContaining({ status: Status.ID_TAKEN })]);
-    expect(t.broker.counters.drops.get('FC_DROP_ID_TAKEN')).toBe(1);
+    expect(t.broker.counters.announcesRefused).toBe(1);
   });
 
   it('answers heartbeats from peers it does not know with NOT_REGISTERED', () => {
@@ -160,7 +160,7 @@ describe('Broker', () => {
     const stolen = t.hello(C1);
     t.feed({ type: MessageType.HELLO, producerId: 0, requestId: 5, token: stolen }, C2);
     expect(t.socket.to(C2.port)).toEqual([expect.objectContaining({ status: Status.VALIDATE })]);
-    expect(t.broker.counters.drops.get('FC_DROP_BAD_TOKEN')).toBe(1);
+    expect(t.broker.counters.tokensRefused).toBe(1);
     t.feed({ type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 6 }, C2);
     expect(t.broker.subscriptionCount).toBe(0);
   });

@@ -1,47 +1,7 @@
-import dgram from 'node:dgram';
-import { afterEach, describe, expect, it } from 'vitest';
-import { decode, encode, MessageType, Status, type ControlMessage, type Message } from '../protocol/index.ts';
+import { describe, expect, it } from 'vitest';
+import { MessageType, Status } from '../protocol/index.ts';
 import { Proc, startBroker } from './helpers/procs.ts';
-
-const sockets: dgram.Socket[] = [];
-afterEach(() => {
-  for (const s of sockets.splice(0)) s.close();
-});
-
-/** A raw UDP peer on 127.0.0.1 that records every decoded datagram it receives. */
-async function rawPeer(brokerPort: number): Promise<{ send: (m: ControlMessage) => void; got: Message[]; bytes: () => number; next: (pred: (m: Message) => boolean) => Promise<Message>; until: (cond: () => boolean) => Promise<void> }> {
-  const s = dgram.createSocket('udp4');
-  sockets.push(s);
-  const got: Message[] = [];
-  let bytes = 0;
-  const checks = new Set<() => void>();
-  s.on('message', (buf) => {
-    bytes += buf.length;
-    got.push(decode(buf));
-    for (const check of [...checks]) check();
-  });
-  /** Resolves once cond() holds, checked after every datagram. */
-  const until = (cond: () => boolean): Promise<void> => new Promise((resolve) => {
-    const check = (): void => {
-      if (!cond()) return;
-      checks.delete(check);
-      resolve();
-    };
-    checks.add(check);
-    check();
-  });
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  return {
-    got,
-    bytes: () => bytes,
-    send: (m) => s.send(encode(m), brokerPort, '127.0.0.1'),
-    until,
-    next: async (pred) => {
-      await until(() => got.some(pred));
-      return got.find(pred)!;
-    },
-  };
-}
+import { rawPeer } from './helpers/udp.ts';
 
 describe('address validation over real sockets', () => {
   it('refuses a token echoed from another socket, and sends no media to an address that never echoed one', async () => {
