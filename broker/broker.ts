@@ -11,6 +11,7 @@ import { isProtocolError } from '../protocol/errors.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
 import { AddressValidator } from './address-validator.ts';
 import { Channel, type Subscriber } from './channel.ts';
+import { RateLimiter } from './rate-limiter.ts';
 import { addressKey, type ClientEntry } from './clients.ts';
 import { createCounters, type BrokerCounters } from './counters.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
@@ -51,6 +52,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #channels = new Map<number, Channel>();
   readonly #clients = new Map<string, ClientEntry>();
   readonly #validator: AddressValidator;
+  readonly #controlRate: RateLimiter;
   #lastHintMs = -Infinity;
 
   constructor(args: { socket: DatagramSocket; clock: Clock; options?: Partial<BrokerOptions>; secret?: Buffer }) {
@@ -59,6 +61,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#clock = args.clock;
     this.options = Object.freeze({ ...DEFAULT_BROKER_OPTIONS, ...args.options });
     this.#validator = new AddressValidator({ lifetimeMs: this.options.tokenLifetimeMs, secret: args.secret });
+    this.#controlRate = new RateLimiter({ ratePerSecond: this.options.maxControlPerSecondPerAddress, maxTracked: this.options.maxRateTrackedAddresses });
   }
 
   get producerCount(): number {
@@ -83,6 +86,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     // Hot path (PROTOCOL.md §3): a MEDIA datagram is forwarded as received, without decoding.
     if (msg.length >= MEDIA_HEADER_BYTES && msg[3] === MessageType.MEDIA && msg[2] === VERSION && msg.readUInt16BE(0) === MAGIC) {
       this.#forwardMedia(msg, rinfo);
+      return;
+    }
+    // Everything else is control: limited per address before any work is spent on it (PROTOCOL.md §5.4).
+    if (!this.#controlRate.allow(addressKey(rinfo.address, rinfo.port), this.#clock())) {
+      c.countDrop('FC_DROP_RATE_LIMITED');
       return;
     }
     let m;
@@ -294,6 +302,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Expires leases (PROTOCOL.md §5.2): drops silent clients, marks silent producers offline. */
   sweep(now: number): void {
     const { leaseMs, offlineRetentionMs } = this.options;
+    this.#controlRate.sweep(now);
     for (const client of this.#clients.values()) {
       if (now - client.lastHeardMs > leaseMs) {
         this.counters.clientsExpired++;

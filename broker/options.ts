@@ -21,6 +21,10 @@ export interface BrokerOptions {
   readonly socketBufferBytes: number;
   /** How long an address validation token may be echoed after it was issued. */
   readonly tokenLifetimeMs: number;
+  /** Control datagrams accepted per source address per second (bursts up to as many). */
+  readonly maxControlPerSecondPerAddress: number;
+  /** Addresses whose control rate is tracked at once. */
+  readonly maxRateTrackedAddresses: number;
 }
 
 export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
@@ -37,4 +41,6 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   maxCachedFragments: 4096,
   socketBufferBytes: 4 * 1024 * 1024,
   tokenLifetimeMs: 30_000,
+  maxControlPerSecondPerAddress: 50,
+  maxRateTrackedAddresses: 65_536,
 });

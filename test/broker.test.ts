@@ -176,6 +176,19 @@ describe('Broker', () => {
     expect(t.broker.clientCount).toBe(0);
   });
 
+  it('limits control datagrams per address, bursts included, and refills with time', () => {
+    const t = setup();
+    for (let i = 0; i < 60; i++) t.heartbeat(C1, Role.CLIENT);
+    expect(t.socket.to(C1.port)).toHaveLength(50);
+    expect(t.broker.counters.drops.get('FC_DROP_RATE_LIMITED')).toBe(10);
+    t.heartbeat(C2, Role.CLIENT); // another address has its own bucket
+    expect(t.socket.to(C2.port)).toHaveLength(1);
+    t.advance(100); // 5 tokens back
+    t.socket.clear();
+    for (let i = 0; i < 10; i++) t.heartbeat(C1, Role.CLIENT);
+    expect(t.socket.to(C1.port)).toHaveLength(5);
+  });
+
   it('counts malformed datagrams by reason and never throws', () => {
     const t = setup();
     t.broker.handleDatagram(Buffer.from('hello world'), C1);
