@@ -44,6 +44,24 @@ export function parseId(text: string, what = 'producer ID'): number {
   return id;
 }
 
+/**
+ * A producer ID derived from a host name, for replicas that share one configuration
+ * (Docker Compose `scale`): FNV-1a of the name, kept to six hex digits like `1AAA99`.
+ */
+export function autoProducerId(hostname: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < hostname.length; i++) {
+    h ^= hostname.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return 0x100000 + (h % 0xf00000);
+}
+
+/** Parses a producer ID, or `auto` for one derived from `hostname`. */
+export function parseIdOrAuto(text: string, hostname: string, what = 'producer ID'): number {
+  return text.trim().toLowerCase() === 'auto' ? autoProducerId(hostname) : parseId(text, what);
+}
+
 export function parseDatagramBytes(text: string): number {
   return parseIntIn(text, 'max datagram bytes', MIN_DATAGRAM_BYTES, MAX_UDP_PAYLOAD_BYTES);
 }

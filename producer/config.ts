@@ -1,5 +1,6 @@
+import { hostname } from 'node:os';
 import {
-  ConfigError, loadEnv, parseDatagramBytes, parseEndpoint, parseId, parseIntIn, parseLogLevel, parseNumberIn, type LogLevel,
+  ConfigError, loadEnv, parseDatagramBytes, parseEndpoint, parseIdOrAuto, parseIntIn, parseLogLevel, parseNumberIn, type LogLevel,
 } from '../common/config.ts';
 import { newProgram, option } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
@@ -25,7 +26,7 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
   const env = loadEnv();
   const brokerDefault = `${env.BROKER_HOST ?? '127.0.0.1'}:${env.BROKER_PORT ?? '5000'}`;
   const program = newProgram('producer', 'Framecast producer: streams a Motion-JPEG sample and its audio to the broker over UDP')
-    .option('--id <hex>', 'producer ID, 1-8 hex digits (PRODUCER_ID)', option('--id', (v) => parseId(v)), env.PRODUCER_ID === undefined ? undefined : parseId(env.PRODUCER_ID, 'PRODUCER_ID'))
+    .option('--id <hex>', 'producer ID, 1-8 hex digits, or auto (from the host name) (PRODUCER_ID)', option('--id', (v) => parseIdOrAuto(v, hostname())), env.PRODUCER_ID === undefined ? undefined : parseIdOrAuto(env.PRODUCER_ID, hostname(), 'PRODUCER_ID'))
     .option('--broker <host:port>', 'broker address (BROKER_HOST, BROKER_PORT)', option('--broker', (v) => parseEndpoint(v)), parseEndpoint(brokerDefault, 'BROKER_HOST:BROKER_PORT'))
     .option('--video <file>', 'Motion-JPEG file, or any video when ffmpeg is installed (VIDEO_FILE)', env.VIDEO_FILE ?? 'samples/sample.mjpeg')
     .option('--audio <file>', 'WAV file sent beside the video (AUDIO_FILE)', env.AUDIO_FILE ?? 'samples/sample.wav')

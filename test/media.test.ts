@@ -64,3 +64,14 @@ describe('client commands', () => {
     expect((c as { message: string }).message).toContain(msg);
   });
 });
+
+describe('automatic producer IDs', async () => {
+  const { autoProducerId, parseIdOrAuto } = await import('../common/config.ts');
+  it('gives replicas distinct six-digit IDs from their host names, the same one each time', () => {
+    const ids = ['3f2a9c1b7e01', '3f2a9c1b7e02', 'a81c0d5e9f10', 'framecast_producer_1'].map(autoProducerId);
+    expect(new Set(ids).size).toBe(4);
+    for (const id of ids) expect(id.toString(16)).toMatch(/^[0-9a-f]{6}$/);
+    expect(parseIdOrAuto('auto', '3f2a9c1b7e01')).toBe(ids[0]);
+    expect(parseIdOrAuto('1AAA99', 'x')).toBe(0x1aaa99);
+  });
+});
