@@ -12,8 +12,10 @@ export class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
 
-  constructor(script: string, args: string[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+  /** `wrap` runs the program under another command, e.g. ['ip', 'netns', 'exec', 'fc-b'] (it must exec, keeping the PID). */
+  constructor(script: string, args: string[], env: Record<string, string> = {}, wrap: string[] = []) {
+    const argv = [...wrap, process.execPath, '--import', 'tsx', script, ...args];
+    this.child = spawn(argv[0], argv.slice(1), {
       cwd: ROOT,
       // An empty LOG_LEVEL keeps children quiet unless a test asks; .env still supplies defaults.
       env: { ...process.env, LOG_LEVEL: 'warn', ...env },
