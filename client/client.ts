@@ -182,7 +182,8 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       this.emit('event', 'broker does not know this client (restarted?): resubscribing');
       let todo = wanted;
       for (let round = 0; todo.length > 0; round++) {
-        const results = await Promise.all(todo.map(async (s) => ({ s, r: await this.subscribe(s.id) })));
+        // Only what is still wanted: the user may have unsubscribed while a round was under way.
+        const results = await Promise.all(todo.filter((s) => s.active).map(async (s) => ({ s, r: await this.subscribe(s.id) })));
         for (const { s, r } of results) if (r.ok) this.emit('event', `resubscribed to ${formatProducerId(s.id)}`);
         // A producer not announced yet on a restarted broker: try again shortly, until it is.
         todo = results.filter(({ s, r }) => !r.ok && s.active && (r.status === Status.UNKNOWN_PRODUCER || r.status === null)).map(({ s }) => s);

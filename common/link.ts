@@ -100,6 +100,7 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
 
   /** Sends a request and resolves with its reply, or null when every attempt went unanswered. */
   request(m: ControlMessage): Promise<Reply | null> {
+    if (this.#closed) return Promise.resolve(null);
     const requestId = this.#nextRequestId;
     this.#nextRequestId = (this.#nextRequestId % 0xffffffff) + 1;
     const msg = encodeControl({ ...m, requestId } as ControlMessage, this.#opts.maxDatagramBytes);
