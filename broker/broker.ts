@@ -8,6 +8,7 @@ import {
   type HeartbeatMessage, type HelloMessage, type SubscribeMessage, type UnsubscribeMessage,
 } from '../protocol/codec.ts';
 import { isProtocolError } from '../protocol/errors.ts';
+import { verifyAnnounce } from '../common/announce-auth.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
 import { AddressValidator } from './address-validator.ts';
 import { Channel, type Subscriber } from './channel.ts';
@@ -49,16 +50,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly options: BrokerOptions;
   readonly #socket: DatagramSocket;
   readonly #clock: Clock;
+  /** Wall-clock time, only to check the time in a signed ANNOUNCE. */
+  readonly #wallClock: Clock;
   readonly #channels = new Map<number, Channel>();
   readonly #clients = new Map<string, ClientEntry>();
   readonly #validator: AddressValidator;
   readonly #controlRate: RateLimiter;
   #lastHintMs = -Infinity;
 
-  constructor(args: { socket: DatagramSocket; clock: Clock; options?: Partial<BrokerOptions>; secret?: Buffer }) {
+  constructor(args: { socket: DatagramSocket; clock: Clock; wallClock?: Clock; options?: Partial<BrokerOptions>; secret?: Buffer }) {
     super();
     this.#socket = args.socket;
     this.#clock = args.clock;
+    this.#wallClock = args.wallClock ?? Date.now;
     this.options = Object.freeze({ ...DEFAULT_BROKER_OPTIONS, ...args.options });
     this.#validator = new AddressValidator({ lifetimeMs: this.options.tokenLifetimeMs, secret: args.secret });
     this.#controlRate = new RateLimiter({ ratePerSecond: this.options.maxControlPerSecondPerAddress, maxTracked: this.options.maxRateTrackedAddresses });
@@ -102,7 +106,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       return;
     }
     if (m.type === MessageType.MEDIA) return; // a short MEDIA already failed checkMedia in decode
-    this.#handleControl(m, rinfo, msg.length);
+    this.#handleControl(m, rinfo, msg);
   }
 
   #forwardMedia(msg: Buffer, rinfo: RemoteInfo): void {
@@ -137,7 +141,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     c.bytesOut += n * msg.length;
   }
 
-  #handleControl(m: ControlMessage, rinfo: RemoteInfo, requestBytes: number): void {
+  #handleControl(m: ControlMessage, rinfo: RemoteInfo, raw: Buffer): void {
     const key = addressKey(rinfo.address, rinfo.port);
     const client = this.#clients.get(key);
     if (client !== undefined) client.lastHeardMs = this.#clock();
@@ -155,8 +159,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     // Every datagram is counted once: datagramsIn = mediaIn + controlIn + dropped.
     this.counters.controlIn++;
     switch (m.type) {
-      case MessageType.HELLO: return this.#handleHello(m, rinfo, key, requestBytes);
-      case MessageType.ANNOUNCE: return this.#handleAnnounce(m, rinfo, key);
+      case MessageType.HELLO: return this.#handleHello(m, rinfo, key, raw.length);
+      case MessageType.ANNOUNCE: return this.#handleAnnounce(m, rinfo, key, raw);
       case MessageType.SUBSCRIBE: return this.#handleSubscribe(m, rinfo, key);
       case MessageType.UNSUBSCRIBE: return this.#handleUnsubscribe(m, rinfo, key);
       case MessageType.LIST: return this.#reply(rinfo, this.#listReply(m.requestId), this.options.maxReplyBytes);
@@ -166,7 +170,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  #handleAnnounce(m: AnnounceMessage, rinfo: RemoteInfo, key: string): void {
+  #handleAnnounce(m: AnnounceMessage, rinfo: RemoteInfo, key: string, raw: Buffer): void {
     let ch = this.#channels.get(m.producerId);
     if (ch === undefined) {
       if (this.#channels.size >= this.options.maxProducers) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
@@ -175,8 +179,22 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     const now = this.#clock();
     const p = ch.producer;
-    // PROTOCOL.md §5.3: an ID belongs to the address that announced it while its lease lives.
-    if (p !== null && p.online && p.key !== key) {
+    // PROTOCOL.md §4.1: an ID with a secret takes only signed, fresh ANNOUNCEs. A copy of one
+    // carries the epoch of the original: from another address, it is a replay.
+    const secret = this.options.producerSecrets.get(m.producerId);
+    let proved = false;
+    if (secret !== undefined) {
+      const replay = p !== null && p.epoch === m.epoch && p.key !== key;
+      if (replay || !verifyAnnounce(raw, secret, this.#wallClock(), this.options.announceWindowMs)) {
+        this.counters.announcesRefused++;
+        this.emit('producerRefused', m.producerId, rinfo.address, rinfo.port);
+        return this.#ack(rinfo, m, Status.AUTH_FAILED);
+      }
+      proved = true;
+    }
+    // PROTOCOL.md §5.3: an ID belongs to the address that announced it while its lease lives,
+    // unless the new announcer proves it holds the ID's secret (a restarted producer).
+    if (p !== null && p.online && p.key !== key && !proved) {
       this.counters.announcesRefused++;
       this.emit('producerRefused', m.producerId, rinfo.address, rinfo.port);
       return this.#ack(rinfo, m, Status.ID_TAKEN);

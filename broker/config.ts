@@ -1,4 +1,4 @@
-import { loadEnv, parseDatagramBytes, parseIntIn, parseLogLevel, parsePort, type LogLevel } from '../common/config.ts';
+import { ConfigError, loadEnv, parseDatagramBytes, parseId, parseIntIn, parseLogLevel, parsePort, type LogLevel } from '../common/config.ts';
 import { newProgram, option } from '../common/run.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
 
@@ -9,6 +9,17 @@ export interface BrokerConfig {
   readonly logFile: string | undefined;
   readonly statsIntervalMs: number;
   readonly options: BrokerOptions;
+}
+
+/** Parses PRODUCER_SECRETS: `ID:secret,ID:secret` (hexadecimal IDs). */
+export function parseProducerSecrets(text: string | undefined): ReadonlyMap<number, string> {
+  const secrets = new Map<number, string>();
+  for (const entry of (text ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const colon = entry.indexOf(':');
+    if (colon < 1 || colon === entry.length - 1) throw new ConfigError(`PRODUCER_SECRETS entries must be ID:secret, got '${entry.slice(0, colon < 0 ? 8 : colon)}…'`);
+    secrets.set(parseId(entry.slice(0, colon), 'PRODUCER_SECRETS ID'), entry.slice(colon + 1));
+  }
+  return secrets;
 }
 
 /** Merges .env, the environment and flags once into a frozen, validated config. */
@@ -45,6 +56,8 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
       maxSubscribersPerProducer: o.maxSubscribers as number,
       maxProducers: o.maxProducers as number,
       maxControlPerSecondPerAddress: o.maxControlRate as number,
+      // From the environment only: secrets on the command line would show in `ps`.
+      producerSecrets: parseProducerSecrets(env.PRODUCER_SECRETS),
     }),
   });
 }

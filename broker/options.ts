@@ -25,6 +25,10 @@ export interface BrokerOptions {
   readonly maxControlPerSecondPerAddress: number;
   /** Addresses whose control rate is tracked at once. */
   readonly maxRateTrackedAddresses: number;
+  /** Producer IDs whose ANNOUNCE must be signed with this secret (PROTOCOL.md §4.1). */
+  readonly producerSecrets: ReadonlyMap<number, string>;
+  /** How far a signed ANNOUNCE's time may be from the broker's wall clock. */
+  readonly announceWindowMs: number;
 }
 
 export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
@@ -43,4 +47,6 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   tokenLifetimeMs: 30_000,
   maxControlPerSecondPerAddress: 50,
   maxRateTrackedAddresses: 65_536,
+  producerSecrets: new Map(),
+  announceWindowMs: 30_000,
 });

@@ -98,12 +98,16 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
     this.emit('message', m, raw);
   }
 
-  /** Sends a request and resolves with its reply, or null when every attempt went unanswered. */
-  request(m: ControlMessage): Promise<Reply | null> {
+  /**
+   * Sends a request and resolves with its reply, or null when every attempt went unanswered.
+   * `sign` may finish the encoded datagram in place (a signed ANNOUNCE) before it is sent.
+   */
+  request(m: ControlMessage, sign?: (datagram: Buffer) => void): Promise<Reply | null> {
     if (this.#closed) return Promise.resolve(null);
     const requestId = this.#nextRequestId;
     this.#nextRequestId = (this.#nextRequestId % 0xffffffff) + 1;
     const msg = encodeControl({ ...m, requestId } as ControlMessage, this.#opts.maxDatagramBytes);
+    sign?.(msg);
     return new Promise((resolve) => {
       const p: Pending = { msg, resolve, attempts: 0, timer: undefined as unknown as NodeJS.Timeout };
       this.#pending.set(requestId, p);

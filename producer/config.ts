@@ -17,6 +17,7 @@ export interface ProducerConfig {
   readonly maxDatagramBytes: number;
   readonly heartbeatIntervalMs: number;
   readonly leaseIntervals: number;
+  readonly secret: string | null;
   readonly logLevel: LogLevel;
   readonly logFile: string | undefined;
 }
@@ -55,6 +56,8 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
     maxDatagramBytes: o.maxDatagramBytes as number,
     heartbeatIntervalMs: o.heartbeatMs as number,
     leaseIntervals: o.leaseIntervals as number,
+    // From the environment only: a secret on the command line would show in `ps`.
+    secret: env.PRODUCER_SECRET === undefined || env.PRODUCER_SECRET === '' ? null : env.PRODUCER_SECRET,
     logLevel: o.logLevel as LogLevel,
     logFile: o.logFile as string | undefined,
   });

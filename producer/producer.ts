@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:dgram';
+import { announceAuthPlaceholder, signAnnounce } from '../common/announce-auth.ts';
 import { BrokerLink, DEFAULT_LINK_RETRY_INITIAL_MS } from '../common/link.ts';
 import { GoodbyeReason, MediaFlag, MessageType, Role, Status, STATUS_TEXT, Track } from '../protocol/constants.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
@@ -15,6 +16,8 @@ export interface ProducerOptions {
   readonly maxDatagramBytes: number;
   readonly heartbeatIntervalMs: number;
   readonly leaseIntervals: number;
+  /** Signs ANNOUNCE when the broker holds a secret for this ID (PROTOCOL.md §4.1). */
+  readonly secret: string | null;
 }
 
 export interface ProducerEvents {
@@ -85,7 +88,12 @@ export class Producer extends EventEmitter<ProducerEvents> {
     this.#announcing = true;
     try {
       for (;;) {
-        const r = await this.link.request({ type: MessageType.ANNOUNCE, producerId: this.#opts.producerId, requestId: 0, epoch: this.#epoch, metadata: this.metadata });
+        const secret = this.#opts.secret;
+        const r = await this.link.request(
+          { type: MessageType.ANNOUNCE, producerId: this.#opts.producerId, requestId: 0, epoch: this.#epoch, metadata: this.metadata,
+            auth: secret === null ? Buffer.alloc(0) : announceAuthPlaceholder(Date.now()) },
+          secret === null ? undefined : (d) => signAnnounce(d, secret),
+        );
         if (this.#stopped) return false;
         if (r?.type === MessageType.ACK) {
           if (r.status === Status.OK) {
@@ -93,9 +101,10 @@ export class Producer extends EventEmitter<ProducerEvents> {
             return true;
           }
           this.emit('refused', r.detail.message ?? STATUS_TEXT[r.status]);
-          if (r.status !== Status.ID_TAKEN) return false;
+          if (r.status !== Status.ID_TAKEN && r.status !== Status.AUTH_FAILED) return false;
         }
-        // No answer, or the ID is still leased to an old address: try again after a heartbeat interval.
+        // No answer, the ID still leased to an old address, or a clock off by more than the
+        // window: try again after a heartbeat interval.
         await new Promise((res) => setTimeout(res, this.#opts.heartbeatIntervalMs));
       }
     } finally {

@@ -1,7 +1,7 @@
 import { Packr, Unpackr } from 'msgpackr';
 import {
   CONTROL_HEADER_BYTES, MAGIC, MAX_UDP_PAYLOAD_BYTES, MEDIA_HEADER_BYTES, MessageType, Role, Status, Track, VERSION,
-  GoodbyeReason, NoticeEvent, MIN_HELLO_BYTES, TOKEN_BYTES,
+  GoodbyeReason, NoticeEvent, MIN_HELLO_BYTES, TOKEN_BYTES, ANNOUNCE_AUTH_BYTES,
 } from './constants.ts';
 import { ProtocolError, ProtocolErrorCode as E } from './errors.ts';
 import {
@@ -31,7 +31,13 @@ export interface MediaMessage {
 }
 
 interface Control { readonly producerId: number; readonly requestId: number }
-export interface AnnounceMessage extends Control { readonly type: typeof MessageType.ANNOUNCE; readonly epoch: number; readonly metadata: StreamMetadata }
+export interface AnnounceMessage extends Control {
+  readonly type: typeof MessageType.ANNOUNCE;
+  readonly epoch: number;
+  /** Empty, or ANNOUNCE_AUTH_BYTES for an ID that has a secret (PROTOCOL.md §4.1). */
+  readonly auth: Buffer;
+  readonly metadata: StreamMetadata;
+}
 export interface SubscribeMessage extends Control { readonly type: typeof MessageType.SUBSCRIBE }
 export interface UnsubscribeMessage extends Control { readonly type: typeof MessageType.UNSUBSCRIBE }
 export interface AckDetail {
@@ -118,9 +124,10 @@ export function encodeMedia(m: MediaFields, maxBytes = MAX_UDP_PAYLOAD_BYTES): B
 function controlBody(m: ControlMessage): Buffer {
   switch (m.type) {
     case MessageType.ANNOUNCE: {
-      const epoch = Buffer.allocUnsafe(4);
-      epoch.writeUInt32BE(m.epoch >>> 0, 0);
-      return Buffer.concat([epoch, packr.pack(m.metadata)]);
+      const head = Buffer.allocUnsafe(5);
+      head.writeUInt32BE(m.epoch >>> 0, 0);
+      head[4] = m.auth.length;
+      return Buffer.concat([head, m.auth, packr.pack(m.metadata)]);
     }
     case MessageType.ACK: {
       const head = Buffer.from([m.status, m.ackedType]);
@@ -249,10 +256,15 @@ function decodeControl(buf: Buffer, type: MessageType, producerId: number): Cont
   const base = { producerId, requestId };
   switch (type) {
     case MessageType.ANNOUNCE: {
-      if (buf.length < CONTROL_HEADER_BYTES + 5) throw new ProtocolError(E.TOO_SHORT, 'ANNOUNCE body shorter than its epoch and metadata');
+      if (buf.length < CONTROL_HEADER_BYTES + 6) throw new ProtocolError(E.TOO_SHORT, 'ANNOUNCE body shorter than its epoch, auth length and metadata');
       const epoch = buf.readUInt32BE(CONTROL_HEADER_BYTES);
-      const metadata = parseStreamMetadata(unpackBody(buf, CONTROL_HEADER_BYTES + 4, 'ANNOUNCE'));
-      return { type, ...base, epoch, metadata };
+      const authBytes = buf[CONTROL_HEADER_BYTES + 4];
+      if (authBytes !== 0 && authBytes !== ANNOUNCE_AUTH_BYTES) throw new ProtocolError(E.BAD_FIELD, `ANNOUNCE auth must be 0 or ${ANNOUNCE_AUTH_BYTES} bytes, not ${authBytes}`);
+      const authStart = CONTROL_HEADER_BYTES + 5;
+      const auth = buf.subarray(authStart, authStart + authBytes);
+      if (auth.length !== authBytes) throw new ProtocolError(E.TOO_SHORT, 'ANNOUNCE cut short in its auth field');
+      const metadata = parseStreamMetadata(unpackBody(buf, authStart + authBytes, 'ANNOUNCE'));
+      return { type, ...base, epoch, auth, metadata };
     }
     case MessageType.SUBSCRIBE:
     case MessageType.UNSUBSCRIBE:

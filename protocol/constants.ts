@@ -52,6 +52,7 @@ export const Status = {
   ID_TAKEN: 5,
   NOT_SUBSCRIBED: 6,
   VALIDATE: 7,
+  AUTH_FAILED: 8,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
 
@@ -64,7 +65,13 @@ export const STATUS_TEXT: Record<Status, string> = {
   [Status.ID_TAKEN]: 'producer ID is owned by another address',
   [Status.NOT_SUBSCRIBED]: 'not subscribed',
   [Status.VALIDATE]: 'echo the token to prove this address receives',
+  [Status.AUTH_FAILED]: 'this producer ID needs a valid secret',
 };
+
+/** ANNOUNCE auth: 4-byte wall-clock seconds and a 32-byte HMAC-SHA256 (PROTOCOL.md §4.1). */
+export const ANNOUNCE_AUTH_BYTES = 36;
+/** Where the ANNOUNCE auth field starts: after the control header, epoch and its length byte. */
+export const ANNOUNCE_AUTH_OFFSET = 17;
 
 /**
  * A HELLO datagram is padded to at least this size, so the broker's answer to an address it

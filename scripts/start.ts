@@ -9,6 +9,7 @@ import { mkdirSync } from 'node:fs';
 import { ConfigError, loadEnv, parseId, parsePort } from '../common/config.ts';
 import { runMain } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
+import { parseProducerSecrets } from '../broker/config.ts';
 
 await runMain('start', async () => {
   const env = loadEnv();
@@ -16,12 +17,16 @@ await runMain('start', async () => {
   const ids = (env.PRODUCER_IDS ?? '1AAA99,2BBB88,3CCC77').split(',').map((s) => s.trim()).filter(Boolean).map((s) => parseId(s, 'PRODUCER_IDS entry'));
   if (ids.length === 0) throw new ConfigError('PRODUCER_IDS names no producer');
   const titles = (env.PRODUCER_TITLES ?? '').split(',').map((s) => s.trim());
+  const secrets = parseProducerSecrets(env.PRODUCER_SECRETS);
   const broker = `127.0.0.1:${port}`;
   mkdirSync('logs', { recursive: true });
 
   const children: ChildProcess[] = [];
-  const run = (script: string, args: string[], stdio: 'inherit' | 'ignore'): ChildProcess => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { stdio: stdio === 'inherit' ? 'inherit' : ['ignore', 'ignore', 'ignore'] });
+  const run = (script: string, args: string[], stdio: 'inherit' | 'ignore', env: Record<string, string> = {}): ChildProcess => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      stdio: stdio === 'inherit' ? 'inherit' : ['ignore', 'ignore', 'ignore'],
+      env: { ...process.env, ...env },
+    });
     children.push(child);
     return child;
   };
@@ -35,7 +40,9 @@ await runMain('start', async () => {
   });
   ids.forEach((id, i) => {
     const name = formatProducerId(id);
-    run('producer/main.ts', ['--id', name, '--broker', broker, '--title', titles[i] || `Producer ${name}`, '--log-file', `logs/producer-${name}.log`], 'ignore');
+    const secret = secrets.get(id);
+    run('producer/main.ts', ['--id', name, '--broker', broker, '--title', titles[i] || `Producer ${name}`, '--log-file', `logs/producer-${name}.log`], 'ignore',
+      secret === undefined ? {} : { PRODUCER_SECRET: secret });
   });
   process.stdout.write(`Framecast: broker on ${broker}, producers ${ids.map(formatProducerId).join(', ')} (logs in logs/).\n` +
     `Try: list, subscribe ${formatProducerId(ids[0])}, stats, unsubscribe ${formatProducerId(ids[0])}, quit\n`);

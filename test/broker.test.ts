@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Broker } from '../broker/broker.ts';
+import { announceAuthPlaceholder, signAnnounce } from '../common/announce-auth.ts';
 import {
   decode, encode, MediaPacketizer, MessageType, NoticeEvent, Role, Status, Track, type Message,
 } from '../protocol/index.ts';
@@ -28,7 +29,7 @@ function setup() {
   const socket = new RecordingSocket();
   const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000 } });
   const feed = (m: Message, from: { address: string; port: number }) => broker.handleDatagram(encode(m), from);
-  const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, metadata }, from);
+  const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, auth: Buffer.alloc(0), metadata }, from);
   /** The address validation handshake (PROTOCOL.md §4.10), as a client's link does it. */
   const hello = (from: { address: string; port: number }) => {
     feed({ type: MessageType.HELLO, producerId: 0, requestId: 90, token: Buffer.alloc(0) }, from);
@@ -187,6 +188,49 @@ describe('Broker', () => {
     t.socket.clear();
     for (let i = 0; i < 10; i++) t.heartbeat(C1, Role.CLIENT);
     expect(t.socket.to(C1.port)).toHaveLength(5);
+  });
+
+  describe('with a producer secret', () => {
+    const WALL = 1_800_000_000_000;
+    const secretSetup = () => {
+      let now = 1000;
+      let wall = WALL;
+      const socket = new RecordingSocket();
+      const broker = new Broker({
+        socket, clock: () => now, wallClock: () => wall,
+        options: { leaseMs: 3000, producerSecrets: new Map([[0x1aaa99, 's3cret']]) },
+      });
+      const signed = (epoch: number, secret = 's3cret', atMs = wall): Buffer => {
+        const d = encode({ type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch, auth: announceAuthPlaceholder(atMs), metadata });
+        signAnnounce(d, secret);
+        return d;
+      };
+      const status = (port: number) => socket.to(port).filter((m) => m.type === MessageType.ACK).map((m) => m.type === MessageType.ACK && m.status);
+      return { broker, socket, signed, status, advance: (ms: number) => { now += ms; wall += ms; broker.sweep(now); } };
+    };
+
+    it('takes a signed announce and refuses unsigned, wrongly signed and stale ones', () => {
+      const t = secretSetup();
+      t.broker.handleDatagram(encode({ type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }), { address: 'x', port: 1 });
+      t.broker.handleDatagram(t.signed(1, 'guess'), { address: 'x', port: 2 });
+      t.broker.handleDatagram(t.signed(1, 's3cret', WALL - 60_000), { address: 'x', port: 3 });
+      t.broker.handleDatagram(t.signed(1), P);
+      expect([1, 2, 3].map((p) => t.status(p)[0])).toEqual([Status.AUTH_FAILED, Status.AUTH_FAILED, Status.AUTH_FAILED]);
+      expect(t.status(P.port)).toEqual([Status.OK]);
+    });
+
+    it('refuses a replayed announce even after the lease lapsed, but lets the restarted producer take over at once', () => {
+      const t = secretSetup();
+      const original = t.signed(1);
+      t.broker.handleDatagram(original, P);
+      t.advance(5000); // the producer died: lease lapsed
+      t.broker.handleDatagram(original, { address: '10.6.6.6', port: 666 });
+      expect(t.status(666)).toEqual([Status.AUTH_FAILED]);
+      t.broker.handleDatagram(t.signed(2), { address: P.address, port: 4001 }); // restarted: new epoch and port
+      expect(t.status(4001)).toEqual([Status.OK]);
+      t.broker.handleDatagram(t.signed(3), { address: P.address, port: 4002 }); // and again, while 4001's lease lives
+      expect(t.status(4002)).toEqual([Status.OK]);
+    });
   });
 
   it('counts malformed datagrams by reason and never throws', () => {

@@ -18,8 +18,8 @@ const media: Message = {
 
 const roundTrips: Message[] = [
   media,
-  { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 42, metadata },
-  { type: MessageType.ANNOUNCE, producerId: 2, requestId: 1, epoch: 42, metadata: { ...metadata, audio: null } },
+  { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 42, auth: Buffer.alloc(0), metadata },
+  { type: MessageType.ANNOUNCE, producerId: 2, requestId: 1, epoch: 42, auth: Buffer.alloc(36, 9), metadata: { ...metadata, audio: null } },
   { type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 2 },
   { type: MessageType.UNSUBSCRIBE, producerId: 0x1aaa99, requestId: 3 },
   { type: MessageType.ACK, producerId: 0x1aaa99, requestId: 2, status: Status.OK, ackedType: MessageType.SUBSCRIBE, detail: { metadata, online: true, heartbeatIntervalMs: 1000, leaseMs: 3000 } },
@@ -91,8 +91,10 @@ describe('malformed datagrams', () => {
     ['SUBSCRIBE with trailing bytes', hex('46430111001aaa990000000100'), E.BAD_LENGTH],
     ['ACK with undefined status', hex('464301130000000000000000' + '6311'), E.BAD_FIELD],
     ['ACK for an unknown type', hex('464301130000000000000000' + '007f'), E.BAD_FIELD],
-    ['ANNOUNCE with broken msgpack', hex('46430110001aaa9900000001' + '00000001' + 'de0005'), E.BAD_BODY],
-    ['ANNOUNCE with a string for metadata', hex('46430110001aaa9900000001' + '00000001' + 'a161'), E.BAD_FIELD],
+    ['ANNOUNCE with broken msgpack', hex('46430110001aaa9900000001' + '00000001' + '00' + 'de0005'), E.BAD_BODY],
+    ['ANNOUNCE with a string for metadata', hex('46430110001aaa9900000001' + '00000001' + '00' + 'a161'), E.BAD_FIELD],
+    ['ANNOUNCE with a 7-byte auth', hex('46430110001aaa9900000001' + '00000001' + '07' + '00'.repeat(7) + '80'), E.BAD_FIELD],
+    ['ANNOUNCE cut inside its auth', hex('46430110001aaa9900000001' + '00000001' + '24' + '00'.repeat(10)), E.TOO_SHORT],
     ['LIST_REPLY that is not a map', hex('464301150000000000000000' + '90'), E.BAD_BODY],
     ['NOTICE with unknown event', hex('46430118001aaa990000000063'), E.BAD_FIELD],
   ];

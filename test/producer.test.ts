@@ -31,7 +31,7 @@ describe('Producer pacing', () => {
     const clock = (): number => Date.now();
     const producer = new Producer({
       socket, clock, source,
-      options: { producerId: 0x1aaa99, title: 't', fps: 12, loop: true, maxDatagramBytes: 1200, heartbeatIntervalMs: 1000, leaseIntervals: 3 },
+      options: { producerId: 0x1aaa99, title: 't', fps: 12, loop: true, maxDatagramBytes: 1200, heartbeatIntervalMs: 1000, leaseIntervals: 3, secret: null },
     });
     producer.start();
     const announce = decode(sent[0]);

@@ -34,3 +34,14 @@ describe('address validation over real sockets', () => {
     expect(thief.bytes()).toBeLessThanOrEqual(2 * 64); // two challenges, each no larger than the HELLO that drew it
   });
 });
+
+describe('producer secrets over real sockets', () => {
+  it('accepts the producer that holds its ID\'s secret and refuses one that does not', async () => {
+    const broker = await startBroker([], { PRODUCER_SECRETS: '1AAA99:correct horse,2BBB88:battery' });
+    const good = new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', broker.address], { LOG_LEVEL: 'info', PRODUCER_SECRET: 'correct horse' });
+    const bad = new Proc('producer/main.ts', ['--id', '2BBB88', '--broker', broker.address], { LOG_LEVEL: 'info', PRODUCER_SECRET: 'staple' });
+    await good.waitFor(/"msg":"announced"/);
+    await bad.waitFor(/"why":"this producer ID needs a valid secret","msg":"announce refused"/);
+    expect(bad.stderrLines.some((l) => l.includes('"msg":"announced"'))).toBe(false);
+  });
+});
