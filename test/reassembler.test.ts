@@ -93,6 +93,13 @@ describe('LossCounter', () => {
     expect(c.expected).toBe(7);
     expect(c.lost).toBe(1); // 14
   });
+  it('does not let duplicates hide losses', () => {
+    const c = new LossCounter();
+    for (const s of [0, 1, 1, 1, 3, 3, 5]) c.record(1, s);
+    expect(c.expected).toBe(6);
+    expect(c.lost).toBe(2); // 2 and 4; plain RFC 3550 would say -1
+    expect(c.duplicates).toBe(3);
+  });
   it('keeps totals across a new epoch', () => {
     const c = new LossCounter();
     for (const s of [0, 2]) c.record(1, s);

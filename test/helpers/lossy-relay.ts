@@ -1,0 +1,99 @@
+import dgram from 'node:dgram';
+
+export interface RelayOptions {
+  /** Where datagrams from the client side go (the broker). */
+  readonly upstreamPort: number;
+  /** Shares of broker-to-client datagrams to drop, duplicate and hold back, 0..1. */
+  readonly dropRate: number;
+  readonly duplicateRate: number;
+  readonly reorderRate: number;
+  /** Extra delay of every broker-to-client datagram, and of held-back ones on top. */
+  readonly delayMs: number;
+  readonly reorderDelayMs: number;
+  /** Only datagrams for which this is true are impaired (e.g. MEDIA only). */
+  readonly impair?: (datagram: Buffer) => boolean;
+  readonly seed: number;
+}
+
+/**
+ * A UDP proxy between one client and the broker, impairing the broker-to-client path at set
+ * rates with a seeded PRNG, and counting what it did. The client talks to `port` as if it
+ * were the broker; the relay talks to the broker from one socket of its own.
+ */
+export class LossyRelay {
+  readonly counts = { forwarded: 0, dropped: 0, duplicated: 0, reordered: 0, impairable: 0 };
+  readonly #front = dgram.createSocket('udp4');
+  readonly #back = dgram.createSocket('udp4');
+  readonly #opts: RelayOptions;
+  #client: { address: string; port: number } | null = null;
+  #state: number;
+  readonly #timers = new Set<NodeJS.Timeout>();
+
+  private constructor(opts: RelayOptions) {
+    this.#opts = opts;
+    this.#state = opts.seed >>> 0 || 1;
+  }
+
+  static async start(opts: RelayOptions): Promise<LossyRelay> {
+    const r = new LossyRelay(opts);
+    await Promise.all([r.#front, r.#back].map((s) => new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()))));
+    r.#front.on('message', (msg, rinfo) => {
+      r.#client = { address: rinfo.address, port: rinfo.port };
+      r.#back.send(msg, opts.upstreamPort, '127.0.0.1');
+    });
+    r.#back.on('message', (msg) => r.#toClient(msg));
+    return r;
+  }
+
+  get port(): number {
+    return this.#front.address().port;
+  }
+
+  #rand(): number {
+    let s = this.#state;
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    this.#state = s;
+    return s / 0x100000000;
+  }
+
+  #toClient(msg: Buffer): void {
+    const o = this.#opts;
+    if (o.impair === undefined || o.impair(msg)) {
+      this.counts.impairable++;
+      if (this.#rand() < o.dropRate) {
+        this.counts.dropped++;
+        return;
+      }
+      if (this.#rand() < o.duplicateRate) {
+        this.counts.duplicated++;
+        this.#later(msg, o.delayMs);
+      }
+      if (this.#rand() < o.reorderRate) {
+        this.counts.reordered++;
+        this.#later(msg, o.delayMs + o.reorderDelayMs);
+        return;
+      }
+    }
+    this.#later(msg, o.delayMs);
+  }
+
+  #later(msg: Buffer, delayMs: number): void {
+    const send = (): void => {
+      if (this.#client === null) return;
+      this.counts.forwarded++;
+      this.#front.send(msg, this.#client.port, this.#client.address);
+    };
+    if (delayMs <= 0) return send();
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      send();
+    }, delayMs);
+    this.#timers.add(t);
+  }
+
+  close(): void {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#front.close();
+    this.#back.close();
+  }
+}
