@@ -35,7 +35,6 @@ export interface ProducerEvents {
  */
 export class Producer extends EventEmitter<ProducerEvents> {
   readonly link: BrokerLink;
-  readonly #socket: Socket;
   readonly #source: MediaSource;
   readonly #opts: ProducerOptions;
   readonly #clock: () => number;
@@ -51,7 +50,6 @@ export class Producer extends EventEmitter<ProducerEvents> {
 
   constructor(args: { socket: Socket; clock: () => number; source: MediaSource; options: ProducerOptions }) {
     super();
-    this.#socket = args.socket;
     this.#source = args.source;
     this.#opts = args.options;
     this.#clock = args.clock;
