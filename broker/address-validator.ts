@@ -5,7 +5,7 @@ const MAC_BYTES = TOKEN_BYTES - 4;
 
 /**
  * Stateless address validation, as QUIC's Retry and DTLS's HelloVerifyRequest do
- * (PROTOCOL.md §4.10): a token is the issue time and an HMAC over address, port and that
+ * (PROTOCOL.md §4.9): a token is the issue time and an HMAC over address, port and that
  * time, keyed with a secret made at start. Only the address it was issued to can echo it,
  * and the broker keeps nothing until it is echoed. A restarted broker has a new secret.
  */

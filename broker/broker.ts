@@ -24,7 +24,7 @@ export interface DatagramSocket {
 export interface RemoteInfo { readonly address: string; readonly port: number }
 export type Clock = () => number;
 
-/** Requests only a validated client may make (PROTOCOL.md §4.10). */
+/** Requests only a validated client may make (PROTOCOL.md §4.9). */
 const CLIENT_REQUESTS: ReadonlySet<number> = new Set([MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE, MessageType.LIST, MessageType.STATS]);
 /** Control types a peer may send to the broker. */
 const TO_BROKER: ReadonlySet<number> = new Set([
@@ -150,7 +150,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.counters.countDrop('FC_DROP_UNEXPECTED_TYPE');
       return;
     }
-    // PROTOCOL.md §4.10: a client request from an address that has not proved it receives gets
+    // PROTOCOL.md §4.9: a client request from an address that has not proved it receives gets
     // no answer (the only answer would be larger than the request: an amplification).
     if (client === undefined && CLIENT_REQUESTS.has(m.type)) {
       this.counters.countDrop('FC_DROP_UNVALIDATED');
@@ -221,7 +221,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.emit('producerOnline', ch.id, address, port, p.metadata.title);
   }
 
-  /** Address validation (PROTOCOL.md §4.10): a token first, a client lease once it is echoed. */
+  /** Address validation (PROTOCOL.md §4.9): a token first, a client lease once it is echoed. */
   #handleHello(m: HelloMessage, rinfo: RemoteInfo, key: string, requestBytes: number): void {
     const now = this.#clock();
     if (this.#clients.has(key)) return this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
@@ -262,7 +262,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     client.subscriptions.add(m.producerId);
     this.#ack(rinfo, m, Status.OK, detail);
     this.emit('subscribed', m.producerId, rinfo.address, rinfo.port);
-    // Instant join (PROTOCOL.md §5.4): the latest whole frame now, not at the next frame.
+    // Instant join (PROTOCOL.md §3.5): the latest whole frame now, not at the next frame.
     if (ch.producer.online) {
       for (const d of ch.replayDatagrams()) this.#sendCounted(d, rinfo.port, rinfo.address);
     }

@@ -1,4 +1,4 @@
-/** The broker's counters: plain numbers, bumped on the hot path, read by stats (PROTOCOL.md §4.9). */
+/** The broker's counters: plain numbers, bumped on the hot path, read by stats (PROTOCOL.md §4.5). */
 export interface BrokerCounters {
   datagramsIn: number;
   bytesIn: number;

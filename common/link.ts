@@ -116,7 +116,7 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
   }
 
   /**
-   * Proves this address to the broker before client requests (PROTOCOL.md §4.10): HELLO,
+   * Proves this address to the broker before client requests (PROTOCOL.md §4.9): HELLO,
    * then HELLO echoing the broker's token. Concurrent callers share one handshake.
    */
   ensureValidated(): Promise<boolean> {

@@ -46,7 +46,7 @@ export interface AckDetail {
   readonly online?: boolean;
   readonly heartbeatIntervalMs?: number;
   readonly leaseMs?: number;
-  /** With status VALIDATE: the token to echo in HELLO (PROTOCOL.md §4.10). */
+  /** With status VALIDATE: the token to echo in HELLO (PROTOCOL.md §4.9). */
   readonly token?: Buffer;
 }
 export interface AckMessage extends Control {
@@ -140,7 +140,7 @@ function controlBody(m: ControlMessage): Buffer {
     case MessageType.HEARTBEAT:
       return Buffer.from([m.role, 0]);
     case MessageType.HELLO: {
-      // Token length, token, then zeros up to MIN_HELLO_BYTES (PROTOCOL.md §4.10).
+      // Token length, token, then zeros up to MIN_HELLO_BYTES (PROTOCOL.md §4.9).
       const body = Buffer.alloc(Math.max(1 + m.token.length, MIN_HELLO_BYTES - CONTROL_HEADER_BYTES));
       body[0] = m.token.length;
       m.token.copy(body, 1);

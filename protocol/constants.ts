@@ -75,10 +75,10 @@ export const ANNOUNCE_AUTH_OFFSET = 17;
 
 /**
  * A HELLO datagram is padded to at least this size, so the broker's answer to an address it
- * has not validated (a token, 43 bytes) is never larger than what it received (PROTOCOL.md §4.10).
+ * has not validated (a token, 43 bytes) is never larger than what it received (PROTOCOL.md §4.9).
  */
 export const MIN_HELLO_BYTES = 64;
-/** Address validation token: 4-byte issue time and 16 bytes of HMAC-SHA256 (PROTOCOL.md §4.10). */
+/** Address validation token: 4-byte issue time and 16 bytes of HMAC-SHA256 (PROTOCOL.md §4.9). */
 export const TOKEN_BYTES = 20;
 
 /** NOTICE events, broker to client (PROTOCOL.md §4.8). */

@@ -18,7 +18,7 @@ export interface StreamMetadata {
   readonly video: VideoInfo;
   readonly audio: AudioInfo | null;
 }
-/** One row of a LIST_REPLY (PROTOCOL.md §4.5). */
+/** One row of a LIST_REPLY (PROTOCOL.md §4.4). */
 export interface ProducerInfo {
   readonly id: number;
   readonly online: boolean;

@@ -30,7 +30,7 @@ function setup() {
   const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000 } });
   const feed = (m: Message, from: { address: string; port: number }) => broker.handleDatagram(encode(m), from);
   const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, auth: Buffer.alloc(0), metadata }, from);
-  /** The address validation handshake (PROTOCOL.md §4.10), as a client's link does it. */
+  /** The address validation handshake (PROTOCOL.md §4.9), as a client's link does it. */
   const hello = (from: { address: string; port: number }) => {
     feed({ type: MessageType.HELLO, producerId: 0, requestId: 90, token: Buffer.alloc(0) }, from);
     const challenge = socket.to(from.port).findLast((m) => m.type === MessageType.ACK && m.status === Status.VALIDATE);

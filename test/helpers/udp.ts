@@ -48,7 +48,7 @@ export async function rawPeer(brokerPort: number): Promise<{ send: (m: ControlMe
 }
 
 
-/** Validates a raw peer's address (PROTOCOL.md §4.10), so it may send client requests. */
+/** Validates a raw peer's address (PROTOCOL.md §4.9), so it may send client requests. */
 export async function validatedPeer(brokerPort: number): Promise<Awaited<ReturnType<typeof rawPeer>>> {
   const peer = await rawPeer(brokerPort);
   peer.send({ type: MessageType.HELLO, producerId: 0, requestId: 0xff01, token: Buffer.alloc(0) });
