@@ -7,8 +7,15 @@ import { Proc } from './helpers/procs.ts';
 const root = process.getuid?.() === 0;
 const hasIp = spawnSync('ip', ['-V']).status === 0;
 const hasNft = spawnSync('nft', ['--version']).status === 0;
-const canNetns = root && hasIp && spawnSync('ip', ['netns', 'list']).status === 0;
-const why = !root ? 'not root' : !hasIp ? 'iproute2 (ip) is not installed' : 'ip netns does not work here';
+/** Listing namespaces needs no privilege; creating one does (CAP_NET_ADMIN, a writable /run/netns). */
+function probeNetns(): boolean {
+  const probe = `fcprobe${process.pid}`;
+  const ok = spawnSync('ip', ['netns', 'add', probe]).status === 0;
+  if (ok) spawnSync('ip', ['netns', 'del', probe]);
+  return ok;
+}
+const canNetns = root && hasIp && probeNetns();
+const why = !root ? 'not root' : !hasIp ? 'iproute2 (ip) is not installed' : 'cannot create network namespaces here';
 
 const tag = (process.pid % 10_000).toString();
 const ns = { broker: `fcb${tag}`, producer: `fcp${tag}`, client: `fcc${tag}` };
