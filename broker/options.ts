@@ -1,3 +1,4 @@
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_LEASE_INTERVALS } from '../common/options.ts';
 import { DEFAULT_MAX_DATAGRAM_BYTES } from '../protocol/constants.ts';
 
 /** Every limit and timing of the broker, with units in the names (PROTOCOL.md §5). */
@@ -32,8 +33,8 @@ export interface BrokerOptions {
 }
 
 export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
-  heartbeatIntervalMs: 1000,
-  leaseMs: 3000,
+  heartbeatIntervalMs: DEFAULT_HEARTBEAT_INTERVAL_MS,
+  leaseMs: DEFAULT_HEARTBEAT_INTERVAL_MS * DEFAULT_LEASE_INTERVALS,
   sweepIntervalMs: 100,
   offlineRetentionMs: 5 * 60_000,
   maxDatagramBytes: DEFAULT_MAX_DATAGRAM_BYTES,

@@ -1,6 +1,7 @@
 import {
-  loadEnv, parseDatagramBytes, parseEndpoint, parseId, parseIntIn, parseLogLevel, parseNumberIn, parsePort, type LogLevel,
+  loadEnv, parseEndpoint, parseId, parseIntIn, parseNumberIn, parsePort, type LogLevel,
 } from '../common/config.ts';
+import { addSharedOptions } from '../common/options.ts';
 import { newProgram, option } from '../common/run.ts';
 
 export interface ClientConfig {
@@ -28,11 +29,9 @@ export function loadClientConfig(argv: readonly string[]): ClientConfig {
     .option('--duration <seconds>', 'run this long without a prompt, then print a JSON summary and exit', option('--duration', (v) => parseNumberIn(v, 'duration', 0, 86_400 * 365)))
     .option('--record <dir>', 'write each subscription to DIR/<ID>.mjpeg and DIR/<ID>.wav')
     .option('--status-interval <seconds>', 'print each subscription\'s figures this often (default 5 at a terminal, never otherwise; 0 for never)', option('--status-interval', (v) => parseIntIn(v, 'status interval', 0, 86_400)))
-    .option('--heartbeat-ms <ms>', 'heartbeat interval (HEARTBEAT_INTERVAL_MS)', option('--heartbeat-ms', (v) => parseIntIn(v, 'heartbeat interval', 50, 600_000)), parseIntIn(env.HEARTBEAT_INTERVAL_MS ?? '1000', 'HEARTBEAT_INTERVAL_MS', 50, 600_000))
-    .option('--lease-intervals <n>', 'missed answers before the broker counts as unreachable (LEASE_INTERVALS)', option('--lease-intervals', (v) => parseIntIn(v, 'lease intervals', 2, 100)), parseIntIn(env.LEASE_INTERVALS ?? '3', 'LEASE_INTERVALS', 2, 100))
-    .option('--max-datagram-bytes <n>', 'largest datagram sent (MAX_DATAGRAM_BYTES)', option('--max-datagram-bytes', parseDatagramBytes), parseDatagramBytes(env.MAX_DATAGRAM_BYTES ?? '1200'))
-    .option('--log-level <level>', 'pino log level (LOG_LEVEL)', option('--log-level', parseLogLevel), parseLogLevel(env.CLIENT_LOG_LEVEL ?? env.LOG_LEVEL ?? 'info'))
     .option('--log-file <path>', 'write logs to this file instead of stderr (CLIENT_LOG_FILE)', env.CLIENT_LOG_FILE);
+  // CLIENT_LOG_LEVEL first: in a container the attached terminal is the prompt.
+  addSharedOptions(program, env, { lease: 'missed answers before the broker counts as unreachable', datagram: 'largest datagram sent', logLevelDefault: env.CLIENT_LOG_LEVEL });
   // Repeatable: commander calls the parser with the previous value for variadic accumulation.
   const sub = program.options.find((o) => o.long === '--subscribe')!;
   const parseOne = option('--subscribe', (v: string) => parseId(v));

@@ -62,6 +62,17 @@ export function parseIdOrAuto(text: string, hostname: string, what = 'producer I
   return text.trim().toLowerCase() === 'auto' ? autoProducerId(hostname) : parseId(text, what);
 }
 
+/** Parses PRODUCER_SECRETS: `ID:secret,ID:secret` (hexadecimal IDs). */
+export function parseProducerSecrets(text: string | undefined): ReadonlyMap<number, string> {
+  const secrets = new Map<number, string>();
+  for (const entry of (text ?? '').split(',').map((s) => s.trim()).filter(Boolean)) {
+    const colon = entry.indexOf(':');
+    if (colon < 1 || colon === entry.length - 1) throw new ConfigError(`PRODUCER_SECRETS entries must be ID:secret, got '${entry.slice(0, colon < 0 ? 8 : colon)}…'`);
+    secrets.set(parseId(entry.slice(0, colon), 'PRODUCER_SECRETS ID'), entry.slice(colon + 1));
+  }
+  return secrets;
+}
+
 export function parseDatagramBytes(text: string): number {
   return parseIntIn(text, 'max datagram bytes', MIN_DATAGRAM_BYTES, MAX_UDP_PAYLOAD_BYTES);
 }

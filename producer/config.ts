@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
 import {
-  ConfigError, loadEnv, parseDatagramBytes, parseEndpoint, parseIdOrAuto, parseIntIn, parseLogLevel, parseNumberIn, type LogLevel,
+  ConfigError, loadEnv, parseEndpoint, parseIdOrAuto, parseIntIn, parseNumberIn, type LogLevel,
 } from '../common/config.ts';
+import { addSharedOptions } from '../common/options.ts';
 import { newProgram, option } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 
@@ -36,11 +37,8 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
     .option('--rate <fps>', 'frames per second (FRAME_RATE)', option('--rate', (v) => parseNumberIn(v, 'frame rate', 0, 240)), parseNumberIn(env.FRAME_RATE ?? '12', 'FRAME_RATE', 0, 240))
     .option('--no-loop', 'stop at the end of the sample instead of looping')
     .option('--start-delay-ms <ms>', 'wait before streaming (PRODUCER_START_DELAY_MS)', option('--start-delay-ms', (v) => parseIntIn(v, 'start delay', 0, 3_600_000)), parseIntIn(env.PRODUCER_START_DELAY_MS ?? '0', 'PRODUCER_START_DELAY_MS', 0, 3_600_000))
-    .option('--max-datagram-bytes <n>', 'largest datagram sent (MAX_DATAGRAM_BYTES)', option('--max-datagram-bytes', parseDatagramBytes), parseDatagramBytes(env.MAX_DATAGRAM_BYTES ?? '1200'))
-    .option('--heartbeat-ms <ms>', 'heartbeat interval (HEARTBEAT_INTERVAL_MS)', option('--heartbeat-ms', (v) => parseIntIn(v, 'heartbeat interval', 50, 600_000)), parseIntIn(env.HEARTBEAT_INTERVAL_MS ?? '1000', 'HEARTBEAT_INTERVAL_MS', 50, 600_000))
-    .option('--lease-intervals <n>', 'missed answers before the broker counts as unreachable (LEASE_INTERVALS)', option('--lease-intervals', (v) => parseIntIn(v, 'lease intervals', 2, 100)), parseIntIn(env.LEASE_INTERVALS ?? '3', 'LEASE_INTERVALS', 2, 100))
-    .option('--log-level <level>', 'pino log level (LOG_LEVEL)', option('--log-level', parseLogLevel), parseLogLevel(env.LOG_LEVEL ?? 'info'))
     .option('--log-file <path>', 'write logs to this file instead of stderr');
+  addSharedOptions(program, env, { lease: 'missed answers before the broker counts as unreachable', datagram: 'largest datagram sent' });
   program.parse(argv as string[], { from: 'node' });
   const o = program.opts();
   if (o.id === undefined) throw new ConfigError('--id is required (or PRODUCER_ID in .env)');

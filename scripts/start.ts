@@ -6,10 +6,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
-import { ConfigError, loadEnv, parseId, parsePort } from '../common/config.ts';
+import { ConfigError, loadEnv, parseId, parsePort, parseProducerSecrets } from '../common/config.ts';
 import { runMain } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
-import { parseProducerSecrets } from '../broker/config.ts';
 
 await runMain('start', async () => {
   const env = loadEnv();

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { encode, GoodbyeReason, MediaPacketizer, MessageType, NoticeEvent, Role, Status, Track, type Message } from '../protocol/index.ts';
+import { xorshift32 } from './helpers/prng.ts';
 import { Proc, startBroker } from './helpers/procs.ts';
 import { expectSampleFramesInOrder, SAMPLE_FRAMES as sample, summaryOf } from './helpers/recording.ts';
 import { brokerStats, rawPeer, validatedPeer } from './helpers/udp.ts';
@@ -23,11 +24,7 @@ function kernelDrops(port: number): number {
 
 /** Deterministic generator of random and mutated datagrams, built with protocol/ (no second encoder). */
 function garbage(seed: number): () => Buffer {
-  let s = seed >>> 0 || 1;
-  const rand = (): number => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    return s / 0x100000000;
-  };
+  const rand = xorshift32(seed);
   const meta = { title: 'x', video: { codec: 'mjpeg', width: 1, height: 1, fps: 1 }, audio: null };
   const seeds: Buffer[] = [
     ...new MediaPacketizer({ producerId: 0x1aaa99, epoch: 9, maxDatagramBytes: 1200 }).packetize(Track.VIDEO, sample[0], 0, 1),

@@ -1,4 +1,5 @@
 import dgram from 'node:dgram';
+import { xorshift32 } from './prng.ts';
 
 export interface RelayOptions {
   /** Where datagrams from the client side go (the broker). */
@@ -26,12 +27,12 @@ export class LossyRelay {
   readonly #back = dgram.createSocket('udp4');
   readonly #opts: RelayOptions;
   #client: { address: string; port: number } | null = null;
-  #state: number;
+  readonly #rand: () => number;
   readonly #timers = new Set<NodeJS.Timeout>();
 
   private constructor(opts: RelayOptions) {
     this.#opts = opts;
-    this.#state = opts.seed >>> 0 || 1;
+    this.#rand = xorshift32(opts.seed);
   }
 
   static async start(opts: RelayOptions): Promise<LossyRelay> {
@@ -47,13 +48,6 @@ export class LossyRelay {
 
   get port(): number {
     return this.#front.address().port;
-  }
-
-  #rand(): number {
-    let s = this.#state;
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
-    this.#state = s;
-    return s / 0x100000000;
   }
 
   #toClient(msg: Buffer): void {

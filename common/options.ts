@@ -1,0 +1,31 @@
+import type { Command } from 'commander';
+import { DEFAULT_MAX_DATAGRAM_BYTES } from '../protocol/constants.ts';
+import { parseDatagramBytes, parseIntIn, parseLogLevel } from './config.ts';
+import { option } from './run.ts';
+
+/** PROTOCOL.md §5.1-5.2 defaults, shared by every role so their timers agree. */
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
+export const DEFAULT_LEASE_INTERVALS = 3;
+
+const heartbeatMs = (v: string, what: string): number => parseIntIn(v, what, 50, 600_000);
+const leaseIntervals = (v: string, what: string): number => parseIntIn(v, what, 2, 100);
+
+/**
+ * The flags every role shares, with the same names, ranges and .env variables:
+ * --heartbeat-ms, --lease-intervals, --max-datagram-bytes and --log-level.
+ */
+export function addSharedOptions(
+  program: Command,
+  env: Readonly<Record<string, string | undefined>>,
+  help: { readonly lease: string; readonly datagram: string; readonly logLevelDefault?: string },
+): Command {
+  return program
+    .option('--heartbeat-ms <ms>', 'heartbeat interval (HEARTBEAT_INTERVAL_MS)', option('--heartbeat-ms', (v) => heartbeatMs(v, 'heartbeat interval')),
+      heartbeatMs(env.HEARTBEAT_INTERVAL_MS ?? String(DEFAULT_HEARTBEAT_INTERVAL_MS), 'HEARTBEAT_INTERVAL_MS'))
+    .option('--lease-intervals <n>', `${help.lease} (LEASE_INTERVALS)`, option('--lease-intervals', (v) => leaseIntervals(v, 'lease intervals')),
+      leaseIntervals(env.LEASE_INTERVALS ?? String(DEFAULT_LEASE_INTERVALS), 'LEASE_INTERVALS'))
+    .option('--max-datagram-bytes <n>', `${help.datagram} (MAX_DATAGRAM_BYTES)`, option('--max-datagram-bytes', parseDatagramBytes),
+      parseDatagramBytes(env.MAX_DATAGRAM_BYTES ?? String(DEFAULT_MAX_DATAGRAM_BYTES)))
+    .option('--log-level <level>', 'pino log level (LOG_LEVEL)', option('--log-level', parseLogLevel),
+      parseLogLevel(help.logLevelDefault ?? env.LOG_LEVEL ?? 'info'));
+}
