@@ -1,17 +1,18 @@
 import { EventEmitter } from 'node:events';
 import {
-  CONTROL_HEADER_BYTES, GoodbyeReason, MAGIC, MEDIA_HEADER_BYTES, MessageType, NoticeEvent, Role, Status, STATUS_TEXT,
+  CONTROL_HEADER_BYTES, GoodbyeReason, MAGIC, MEDIA_HEADER_BYTES, MediaFlag, MessageType, NoticeEvent, Role, Status, STATUS_TEXT,
   Track, VERSION,
 } from '../protocol/constants.ts';
 import {
   checkMedia, decode, encodeControl, type AckDetail, type AnnounceMessage, type ControlMessage, type GoodbyeMessage,
-  type HeartbeatMessage, type HelloMessage, type SubscribeMessage, type UnsubscribeMessage,
+  type HeartbeatMessage, type HelloMessage, type NakMessage, type ReceiverReportMessage, type SubscribeMessage,
+  type UnsubscribeMessage,
 } from '../protocol/codec.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import { verifyAnnounce } from '../common/announce-auth.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
 import { AddressValidator } from './address-validator.ts';
-import { Channel, type Subscriber } from './channel.ts';
+import { Channel, newSubscriber, type Subscriber } from './channel.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { addressKey, type ClientEntry } from './clients.ts';
 import { createCounters, type BrokerCounters } from './counters.ts';
@@ -24,8 +25,22 @@ export interface DatagramSocket {
 export interface RemoteInfo { readonly address: string; readonly port: number }
 export type Clock = () => number;
 
+/** One subscriber's reception, as its receiver reports tell it. */
+export interface SubscriberQuality {
+  readonly producer: number;
+  readonly client: string;
+  readonly lossPct: number;
+  readonly totalLossPct: number;
+  readonly jitterMs: number;
+  readonly framesComplete: number;
+  readonly framesDropped: number;
+  readonly retransmits: number;
+}
+
 /** Requests only a validated client may make (PROTOCOL.md §4.9). */
-const CLIENT_REQUESTS: ReadonlySet<number> = new Set([MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE, MessageType.LIST, MessageType.STATS]);
+const CLIENT_REQUESTS: ReadonlySet<number> = new Set([
+  MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE, MessageType.LIST, MessageType.STATS, MessageType.NAK, MessageType.RECEIVER_REPORT,
+]);
 /** Control types a peer may send to the broker. */
 const TO_BROKER: ReadonlySet<number> = new Set([
   ...CLIENT_REQUESTS, MessageType.HELLO, MessageType.ANNOUNCE, MessageType.HEARTBEAT, MessageType.GOODBYE,
@@ -56,7 +71,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #clients = new Map<string, ClientEntry>();
   readonly #validator: AddressValidator;
   readonly #controlRate: RateLimiter;
+  readonly #nakRate: RateLimiter;
   #lastHintMs = -Infinity;
+  /**
+   * How long a datagram is kept for NAKs: two budgets, since a receiver learns of a loss only
+   * when a later datagram arrives (up to a frame interval later) and then has a whole budget to
+   * repair it (PROTOCOL.md §3.6).
+   */
+  get #historyMs(): number {
+    return 2 * this.options.latencyMs;
+  }
 
   constructor(args: { socket: DatagramSocket; clock: Clock; wallClock?: Clock; options?: Partial<BrokerOptions>; secret?: Buffer }) {
     super();
@@ -66,6 +90,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.options = Object.freeze({ ...DEFAULT_BROKER_OPTIONS, ...args.options });
     this.#validator = new AddressValidator({ lifetimeMs: this.options.tokenLifetimeMs, secret: args.secret });
     this.#controlRate = new RateLimiter({ ratePerSecond: this.options.maxControlPerSecondPerAddress, maxTracked: this.options.maxRateTrackedAddresses });
+    this.#nakRate = new RateLimiter({ ratePerSecond: this.options.maxNaksPerSecondPerAddress, maxTracked: this.options.maxRateTrackedAddresses });
   }
 
   get producerCount(): number {
@@ -93,7 +118,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       return;
     }
     // Everything else is control: limited per address before any work is spent on it (PROTOCOL.md §5.4).
-    if (!this.#controlRate.allow(addressKey(rinfo.address, rinfo.port), this.#clock())) {
+    // NAKs have a budget of their own, so recovery does not starve heartbeats and requests.
+    const limiter = msg.length >= 4 && msg[3] === MessageType.NAK ? this.#nakRate : this.#controlRate;
+    if (!limiter.allow(addressKey(rinfo.address, rinfo.port), this.#clock())) {
       c.countDrop('FC_DROP_RATE_LIMITED');
       return;
     }
@@ -127,6 +154,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const now = this.#clock();
     p.lastHeardMs = now;
     if (!p.online) this.#setOnline(ch, p.address, p.port);
+    if (this.options.latencyMs > 0) ch.history[msg[12]].put(msg, now);
     if (msg[12] === Track.VIDEO) {
       ch.cacheVideo(msg, msg.readUInt32BE(8), msg.readUInt32BE(24), msg.readUInt16BE(14), msg.readUInt16BE(16));
     }
@@ -167,6 +195,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       case MessageType.STATS: return this.#reply(rinfo, { type: MessageType.STATS_REPLY, producerId: 0, requestId: m.requestId, stats: this.statsSnapshot() }, this.options.maxReplyBytes);
       case MessageType.HEARTBEAT: return this.#handleHeartbeat(m, rinfo, key);
       case MessageType.GOODBYE: return this.#handleGoodbye(m, rinfo, key);
+      case MessageType.NAK: return this.#handleNak(m, rinfo, key);
+      case MessageType.RECEIVER_REPORT: return this.#handleReport(m, key);
     }
   }
 
@@ -174,7 +204,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     let ch = this.#channels.get(m.producerId);
     if (ch === undefined) {
       if (this.#channels.size >= this.options.maxProducers) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
-      ch = new Channel(m.producerId, this.options.maxCachedFragments);
+      ch = new Channel(m.producerId, this.options.maxCachedFragments, this.options.latencyMs > 0 ? this.options.historyDatagrams : 1);
       this.#channels.set(m.producerId, ch);
     }
     const now = this.#clock();
@@ -240,7 +270,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       return;
     }
     if (this.#clients.size >= this.options.maxClients) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
-    this.#clients.set(key, { key, address: rinfo.address, port: rinfo.port, lastHeardMs: now, subscriptions: new Set() });
+    this.#clients.set(key, { key, address: rinfo.address, port: rinfo.port, lastHeardMs: now, subscriptions: new Map() });
     this.emit('clientJoined', rinfo.address, rinfo.port);
     this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
   }
@@ -257,9 +287,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (ch.subscribers.length >= this.options.maxSubscribersPerProducer) {
       return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscribersPerProducer} viewers per producer` });
     }
-    const sub: Subscriber = { key, address: rinfo.address, port: rinfo.port };
+    const sub: Subscriber = newSubscriber(key, rinfo.address, rinfo.port, this.options.maxRetransmitsPerSecondPerSubscriber, this.#clock());
     ch.addSubscriber(sub);
-    client.subscriptions.add(m.producerId);
+    client.subscriptions.set(m.producerId, sub);
     this.#ack(rinfo, m, Status.OK, detail);
     this.emit('subscribed', m.producerId, rinfo.address, rinfo.port);
     // Instant join (PROTOCOL.md §3.5): the latest whole frame now, not at the next frame.
@@ -302,6 +332,56 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#setOffline(ch, NoticeEvent.PRODUCER_ENDED, 'goodbye');
   }
 
+  /**
+   * Loss recovery (PROTOCOL.md §3.6): sends the datagrams asked for again, to this subscriber
+   * only, flagged RETRANSMIT, while they are younger than the latency budget and within its
+   * retransmission budget. Nothing is answered for datagrams no longer held.
+   */
+  #handleNak(m: NakMessage, rinfo: RemoteInfo, key: string): void {
+    const c = this.counters;
+    c.naksIn++;
+    const sub = this.#clients.get(key)!.subscriptions.get(m.producerId);
+    const ch = this.#channels.get(m.producerId);
+    if (sub === undefined || ch === undefined) return c.countDrop('FC_DROP_NOT_SUBSCRIBED');
+    const now = this.#clock();
+    const rate = this.options.maxRetransmitsPerSecondPerSubscriber;
+    sub.retransmitTokens = Math.min(rate, sub.retransmitTokens + ((now - sub.retransmitRefillMs) * rate) / 1000);
+    sub.retransmitRefillMs = now;
+    const history = ch.history[m.track];
+    // No more lookups than the history holds: a NAK cannot make the broker loop for long.
+    let lookups = history.capacity;
+    for (const r of m.ranges) {
+      for (let seq = r.first, end = r.first + r.count; seq < end; seq++) {
+        if (sub.retransmitTokens < 1 || lookups-- <= 0) {
+          c.retransmitsThrottled += end - seq;
+          break;
+        }
+        const original = history.get(m.epoch, seq >>> 0, now, this.#historyMs);
+        if (original === null) {
+          c.retransmitsUnavailable++;
+          continue;
+        }
+        sub.retransmitTokens--;
+        sub.retransmits++;
+        c.retransmitsOut++;
+        // A copy: the original may still sit in the socket's send queue for other subscribers.
+        const copy = Buffer.from(original);
+        copy[13] |= MediaFlag.RETRANSMIT;
+        this.#sendCounted(copy, rinfo.port, rinfo.address);
+      }
+    }
+  }
+
+  /** A subscriber's view of its reception (PROTOCOL.md §4.11), kept for stats. */
+  #handleReport(m: ReceiverReportMessage, key: string): void {
+    const sub = this.#clients.get(key)!.subscriptions.get(m.producerId);
+    if (sub === undefined) return this.counters.countDrop('FC_DROP_NOT_SUBSCRIBED');
+    this.counters.reportsIn++;
+    const { type: _t, producerId: _p, requestId: _r, ...report } = m;
+    sub.report = report;
+    sub.reportMs = this.#clock();
+  }
+
   #setOffline(ch: Channel, event: NoticeEvent, reason: 'lease' | 'goodbye'): void {
     const p = ch.producer!;
     p.online = false;
@@ -312,7 +392,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   #dropClient(client: ClientEntry, reason: 'lease' | 'goodbye'): void {
-    for (const id of client.subscriptions) this.#channels.get(id)?.removeSubscriber(client.key);
+    for (const id of client.subscriptions.keys()) this.#channels.get(id)?.removeSubscriber(client.key);
     this.#clients.delete(client.key);
     this.emit('clientLeft', client.address, client.port, reason);
   }
@@ -321,6 +401,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   sweep(now: number): void {
     const { leaseMs, offlineRetentionMs } = this.options;
     this.#controlRate.sweep(now);
+    this.#nakRate.sweep(now);
     for (const client of this.#clients.values()) {
       if (now - client.lastHeardMs > leaseMs) {
         this.counters.clientsExpired++;
@@ -328,6 +409,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
     }
     for (const ch of this.#channels.values()) {
+      ch.history[0].prune(now, this.#historyMs);
+      ch.history[1].prune(now, this.#historyMs);
       const p = ch.producer;
       if (p === null) continue;
       if (p.online && now - p.lastHeardMs > leaseMs) {
@@ -349,12 +432,43 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   statsSnapshot(): Record<string, number> {
+    const q = this.subscriberQuality();
+    let worstLoss = 0;
+    let worstJitter = 0;
+    for (const s of q) {
+      worstLoss = Math.max(worstLoss, s.lossPct);
+      worstJitter = Math.max(worstJitter, s.jitterMs);
+    }
     return {
       ...this.counters.snapshot(),
       producers: this.producerCount,
       clients: this.clientCount,
       subscriptions: this.subscriptionCount,
+      subscribersReporting: q.length,
+      worstReportedLossPct: worstLoss,
+      worstReportedJitterMs: worstJitter,
     };
+  }
+
+  /**
+   * Each subscriber's latest RECEIVER_REPORT (PROTOCOL.md §4.11) from the last 5 s: loss over
+   * the last report interval and in total (before recovery), jitter, frames, retransmissions.
+   */
+  subscriberQuality(): SubscriberQuality[] {
+    const out: SubscriberQuality[] = [];
+    const now = this.#clock();
+    for (const ch of this.#channels.values()) {
+      for (const s of ch.subscribers) {
+        const r = s.report;
+        if (r === null || now - s.reportMs > 5000) continue;
+        out.push({
+          producer: ch.id, client: s.key, lossPct: Number(((100 * r.fractionLost) / 256).toFixed(2)),
+          totalLossPct: r.expected === 0 ? 0 : Number(((100 * r.cumulativeLost) / r.expected).toFixed(2)),
+          jitterMs: r.jitterUs / 1000, framesComplete: r.framesComplete, framesDropped: r.framesDropped, retransmits: s.retransmits,
+        });
+      }
+    }
+    return out;
   }
 
   #listReply(requestId: number): ControlMessage {

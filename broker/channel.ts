@@ -1,10 +1,23 @@
+import type { ReceiverReport } from '../protocol/codec.ts';
+import { RetransmitHistory } from '../protocol/history.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 
-/** A subscribed client's address, as the fan-out loop reads it. */
+/** A subscribed client's address, as the fan-out loop reads it, and what it told us of its reception. */
 export interface Subscriber {
   readonly key: string;
   readonly address: string;
   readonly port: number;
+  /** Retransmissions it may still be sent now (a token bucket, PROTOCOL.md §5.4). */
+  retransmitTokens: number;
+  retransmitRefillMs: number;
+  retransmits: number;
+  /** Its latest RECEIVER_REPORT, and when it came. */
+  report: ReceiverReport | null;
+  reportMs: number;
+}
+
+export function newSubscriber(key: string, address: string, port: number, retransmitBurst: number, nowMs: number): Subscriber {
+  return { key, address, port, retransmitTokens: retransmitBurst, retransmitRefillMs: nowMs, retransmits: 0, report: null, reportMs: 0 };
 }
 
 /** The producer currently publishing a channel, and how recently it was heard. */
@@ -41,10 +54,13 @@ export class Channel {
   #cached: readonly Buffer[] = [];
   #building: FrameInProgress | null = null;
   readonly #maxCachedFragments: number;
+  /** Recent datagrams per track (video, audio), for NAKs (PROTOCOL.md §3.6). */
+  readonly history: readonly [RetransmitHistory, RetransmitHistory];
 
-  constructor(id: number, maxCachedFragments: number) {
+  constructor(id: number, maxCachedFragments: number, historyDatagrams: number) {
     this.id = id;
     this.#maxCachedFragments = maxCachedFragments;
+    this.history = [new RetransmitHistory(historyDatagrams), new RetransmitHistory(historyDatagrams)];
   }
 
   addSubscriber(s: Subscriber): boolean {
@@ -92,5 +108,7 @@ export class Channel {
   clearCache(): void {
     this.#cached = [];
     this.#building = null;
+    this.history[0].clear();
+    this.history[1].clear();
   }
 }

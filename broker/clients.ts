@@ -1,10 +1,13 @@
+import type { Subscriber } from './channel.ts';
+
 /** A client known to the broker: its address, lease and subscriptions (PROTOCOL.md §5.2). */
 export interface ClientEntry {
   readonly key: string;
   readonly address: string;
   readonly port: number;
   lastHeardMs: number;
-  readonly subscriptions: Set<number>;
+  /** Producer ID to this client's place in that channel. */
+  readonly subscriptions: Map<number, Subscriber>;
 }
 
 export function addressKey(address: string, port: number): string {

@@ -1,5 +1,5 @@
 import { loadEnv, parseIntIn, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
-import { addSharedOptions } from '../common/options.ts';
+import { addLatencyOption, addSharedOptions } from '../common/options.ts';
 import { newProgram, option } from '../common/run.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
 
@@ -25,6 +25,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     .option('--max-control-rate <n>', 'control datagrams per second per address (MAX_CONTROL_PER_SECOND)', option('--max-control-rate', (v) => parseIntIn(v, 'max control rate', 1, 1_000_000)), parseIntIn(env.MAX_CONTROL_PER_SECOND ?? String(d.maxControlPerSecondPerAddress), 'MAX_CONTROL_PER_SECOND', 1, 1_000_000))
     .option('--stats-interval-s <s>', 'seconds between stats lines in the log, 0 for none (BROKER_STATS_INTERVAL_S)', option('--stats-interval-s', (v) => parseIntIn(v, 'stats interval', 0, 86_400)), parseIntIn(env.BROKER_STATS_INTERVAL_S ?? '10', 'BROKER_STATS_INTERVAL_S', 0, 86_400))
     .option('--log-file <path>', 'write logs to this file instead of stderr');
+  addLatencyOption(program, env, 'how old a datagram may be and still be sent again on NAK; 0 keeps no history');
   addSharedOptions(program, env, { lease: 'missed heartbeats before a peer is dropped', datagram: 'largest datagram the broker sends' });
   program.parse(argv as string[], { from: 'node' });
   const o = program.opts();
@@ -43,6 +44,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
       maxSubscribersPerProducer: o.maxSubscribers as number,
       maxProducers: o.maxProducers as number,
       maxControlPerSecondPerAddress: o.maxControlRate as number,
+      latencyMs: o.latencyMs as number,
       // From the environment only: secrets on the command line would show in `ps`.
       producerSecrets: parseProducerSecrets(env.PRODUCER_SECRETS),
     }),

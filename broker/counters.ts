@@ -13,6 +13,12 @@ export interface BrokerCounters {
   announcesRefused: number;
   /** HELLOs whose token was wrong or expired (answered with a new one). */
   tokensRefused: number;
+  naksIn: number;
+  /** Datagrams sent again on NAK; asked for but no longer held (or too old); refused over the budget. */
+  retransmitsOut: number;
+  retransmitsUnavailable: number;
+  retransmitsThrottled: number;
+  reportsIn: number;
   /** Dropped datagrams by reason: protocol error codes and FC_DROP_* codes. */
   readonly drops: Map<string, number>;
   countDrop(reason: string): void;
@@ -24,6 +30,7 @@ export function createCounters(): BrokerCounters {
   return {
     datagramsIn: 0, bytesIn: 0, datagramsOut: 0, bytesOut: 0, mediaIn: 0, controlIn: 0,
     clientsExpired: 0, producersExpired: 0, sendErrors: 0, announcesRefused: 0, tokensRefused: 0,
+    naksIn: 0, retransmitsOut: 0, retransmitsUnavailable: 0, retransmitsThrottled: 0, reportsIn: 0,
     drops,
     countDrop(reason) {
       drops.set(reason, (drops.get(reason) ?? 0) + 1);
@@ -34,6 +41,8 @@ export function createCounters(): BrokerCounters {
         mediaIn: this.mediaIn, controlIn: this.controlIn, clientsExpired: this.clientsExpired,
         producersExpired: this.producersExpired, sendErrors: this.sendErrors,
         announcesRefused: this.announcesRefused, tokensRefused: this.tokensRefused,
+        naksIn: this.naksIn, retransmitsOut: this.retransmitsOut, retransmitsUnavailable: this.retransmitsUnavailable,
+        retransmitsThrottled: this.retransmitsThrottled, reportsIn: this.reportsIn,
       };
       let dropped = 0;
       for (const [reason, n] of drops) {

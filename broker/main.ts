@@ -51,7 +51,10 @@ await runMain('broker', async () => {
   sweep.unref();
   let stats: NodeJS.Timeout | undefined;
   if (config.statsIntervalMs > 0) {
-    stats = setInterval(() => log.info(broker.statsSnapshot(), 'stats'), config.statsIntervalMs);
+    stats = setInterval(() => {
+      const quality = broker.subscriberQuality().map((q) => ({ ...q, producer: formatProducerId(q.producer) }));
+      log.info({ ...broker.statsSnapshot(), quality }, 'stats');
+    }, config.statsIntervalMs);
     stats.unref();
   }
 

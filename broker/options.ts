@@ -1,4 +1,4 @@
-import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_LEASE_INTERVALS } from '../common/options.ts';
+import { DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_LATENCY_MS, DEFAULT_LEASE_INTERVALS } from '../common/options.ts';
 import { DEFAULT_MAX_DATAGRAM_BYTES } from '../protocol/constants.ts';
 
 /** Every limit and timing of the broker, with units in the names (PROTOCOL.md §5). */
@@ -30,6 +30,14 @@ export interface BrokerOptions {
   readonly producerSecrets: ReadonlyMap<number, string>;
   /** How far a signed ANNOUNCE's time may be from the broker's wall clock. */
   readonly announceWindowMs: number;
+  /** Loss recovery budget: a datagram older than this is not sent again (PROTOCOL.md §3.6); 0: no history. */
+  readonly latencyMs: number;
+  /** Datagrams remembered per producer track for NAKs (rounded up to a power of two). */
+  readonly historyDatagrams: number;
+  /** Retransmissions per subscriber per second (bursts up to as many). */
+  readonly maxRetransmitsPerSecondPerSubscriber: number;
+  /** NAKs accepted per source address per second; counted apart from other control messages. */
+  readonly maxNaksPerSecondPerAddress: number;
 }
 
 export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
@@ -50,4 +58,8 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   maxRateTrackedAddresses: 65_536,
   producerSecrets: new Map(),
   announceWindowMs: 30_000,
+  latencyMs: DEFAULT_LATENCY_MS,
+  historyDatagrams: 1024,
+  maxRetransmitsPerSecondPerSubscriber: 1000,
+  maxNaksPerSecondPerAddress: 200,
 });

@@ -6,6 +6,7 @@ import type { Message } from '../protocol/codec.ts';
 import type { ProducerInfo, StreamMetadata } from '../protocol/metadata.ts';
 import { StreamRecorder } from './recorder.ts';
 import { Subscription } from './subscription.ts';
+import type { CompletedFrame } from '../protocol/reassembler.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 
 export interface ClientOptions {
@@ -13,7 +14,16 @@ export interface ClientOptions {
   readonly leaseIntervals: number;
   readonly maxDatagramBytes: number;
   readonly recordDir: string | null;
+  /** Loss recovery budget (PROTOCOL.md §3.6); 0 turns NAKs off. */
+  readonly latencyMs: number;
 }
+
+/** How often held frames are checked and NAKs retried; a fraction of the latency budget. */
+const TICK_MS = 20;
+/** Receiver reports, one per subscription (PROTOCOL.md §4.11). */
+const REPORT_INTERVAL_MS = 1000;
+/** Wait between NAKs of one datagram: at least this, and at least 1.5 round trips. */
+const MIN_NAK_RETRY_MS = 20;
 
 export interface ClientEvents {
   /** A line worth showing a person: what happened, in plain words. */
@@ -36,6 +46,8 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
   readonly #clock: () => number;
   #healing = false;
   #tickTimer: NodeJS.Timeout;
+  #reportTimer: NodeJS.Timeout;
+  #nakFlushScheduled = false;
   malformed = 0;
   unsolicited = 0;
 
@@ -57,9 +69,21 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     this.link.on('reachable', () => this.emit('event', 'broker reachable again'));
     this.#tickTimer = setInterval(() => {
       const now = this.#clock();
-      for (const s of this.subscriptions.values()) if (s.active) s.tick(now);
-    }, 250);
+      for (const s of this.subscriptions.values()) {
+        if (!s.active) continue;
+        const previousFrameMs = s.lastFrameMs;
+        this.#released(s, s.tick(now), now, previousFrameMs);
+        this.#sendNaks(s, now);
+      }
+    }, TICK_MS);
     this.#tickTimer.unref();
+    this.#reportTimer = setInterval(() => {
+      for (const s of this.active()) {
+        if (s.lastHeardMs === 0) continue;
+        this.link.send({ type: MessageType.RECEIVER_REPORT, producerId: s.id, requestId: 0, ...s.report() });
+      }
+    }, REPORT_INTERVAL_MS);
+    this.#reportTimer.unref();
   }
 
   start(): void {
@@ -76,7 +100,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     const previous = sub;
     if (sub === undefined || !sub.active) {
       // In the map before the request, so the cached frame replayed right after the ACK is kept.
-      sub = new Subscription(id);
+      sub = new Subscription(id, { latencyMs: this.#opts.latencyMs, nakRetryMs: MIN_NAK_RETRY_MS });
       this.subscriptions.set(id, sub);
     }
     const r = (await this.link.ensureValidated()) ? await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 }) : null;
@@ -131,6 +155,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     this.link.send({ type: MessageType.GOODBYE, producerId: 0, requestId: 0, reason: GoodbyeReason.NORMAL });
     this.link.close();
     clearInterval(this.#tickTimer);
+    clearInterval(this.#reportTimer);
   }
 
   #onMessage(m: Message): void {
@@ -141,13 +166,18 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
           this.unsolicited++;
           return;
         }
-        const previousFrameMs = sub.lastFrameMs;
         const now = this.#clock();
-        const frame = sub.push(m, now);
-        if (frame === null) return;
-        if (previousFrameMs === 0) this.emit('firstFrame', m.producerId, frame.data.length);
-        else if (now - previousFrameMs > this.#opts.heartbeatIntervalMs) {
-          this.emit('event', `${formatProducerId(m.producerId)}: frames are arriving again after ${((now - previousFrameMs) / 1000).toFixed(1)} s`);
+        const previousFrameMs = sub.lastFrameMs;
+        const frames = sub.push(m, now);
+        if (frames.length > 0) this.#released(sub, frames, now, previousFrameMs);
+        // A gap just seen is asked for at once, after the datagrams already queued are read.
+        if (!this.#nakFlushScheduled && sub.nakDue(now)) {
+          this.#nakFlushScheduled = true;
+          setImmediate(() => {
+            this.#nakFlushScheduled = false;
+            const t = this.#clock();
+            for (const s of this.active()) this.#sendNaks(s, t);
+          });
         }
         return;
       }
@@ -170,6 +200,21 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       default:
         return; // heartbeat ACKs and late replies
     }
+  }
+
+  /** Tells the person when frames start, or start again after a silence. */
+  #released(sub: Subscription, frames: readonly CompletedFrame[], now: number, previousFrameMs = sub.lastFrameMs): void {
+    if (frames.length === 0) return;
+    if (previousFrameMs === 0) this.emit('firstFrame', sub.id, frames[0].data.length);
+    else if (now - previousFrameMs > this.#opts.heartbeatIntervalMs) {
+      this.emit('event', `${formatProducerId(sub.id)}: frames are arriving again after ${((now - previousFrameMs) / 1000).toFixed(1)} s`);
+    }
+  }
+
+  #sendNaks(sub: Subscription, now: number): void {
+    const rtt = this.link.srttMs;
+    const retryMs = Math.max(MIN_NAK_RETRY_MS, rtt === null ? 0 : 1.5 * rtt);
+    for (const nak of sub.naks(now, retryMs)) this.link.send(nak);
   }
 
   /** The broker forgot us (restart, or our lease lapsed): subscribe again to everything. */

@@ -1,7 +1,7 @@
 import {
   loadEnv, parseEndpoint, parseId, parseIntIn, parseNumberIn, parsePort, type LogLevel,
 } from '../common/config.ts';
-import { addSharedOptions } from '../common/options.ts';
+import { addLatencyOption, addSharedOptions } from '../common/options.ts';
 import { newProgram, option } from '../common/run.ts';
 
 export interface ClientConfig {
@@ -14,6 +14,7 @@ export interface ClientConfig {
   readonly heartbeatIntervalMs: number;
   readonly leaseIntervals: number;
   readonly maxDatagramBytes: number;
+  readonly latencyMs: number;
   readonly logLevel: LogLevel;
   readonly logFile: string | undefined;
 }
@@ -31,6 +32,7 @@ export function loadClientConfig(argv: readonly string[]): ClientConfig {
     .option('--status-interval <seconds>', 'print each subscription\'s figures this often (default 5 at a terminal, never otherwise; 0 for never)', option('--status-interval', (v) => parseIntIn(v, 'status interval', 0, 86_400)))
     .option('--log-file <path>', 'write logs to this file instead of stderr (CLIENT_LOG_FILE)', env.CLIENT_LOG_FILE);
   // CLIENT_LOG_LEVEL first: in a container the attached terminal is the prompt.
+  addLatencyOption(program, env, 'how long a lost datagram may hold later frames back while it is asked for again; 0 for no recovery');
   addSharedOptions(program, env, { lease: 'missed answers before the broker counts as unreachable', datagram: 'largest datagram sent', logLevelDefault: env.CLIENT_LOG_LEVEL });
   // Repeatable: commander calls the parser with the previous value for variadic accumulation.
   const sub = program.options.find((o) => o.long === '--subscribe')!;
@@ -48,6 +50,7 @@ export function loadClientConfig(argv: readonly string[]): ClientConfig {
     heartbeatIntervalMs: o.heartbeatMs as number,
     leaseIntervals: o.leaseIntervals as number,
     maxDatagramBytes: o.maxDatagramBytes as number,
+    latencyMs: o.latencyMs as number,
     logLevel: o.logLevel as LogLevel,
     logFile: o.logFile as string | undefined,
   });

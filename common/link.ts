@@ -32,6 +32,7 @@ export interface LinkEvents {
 
 interface Pending {
   readonly msg: Buffer;
+  sentMs: number;
   readonly resolve: (r: Reply | null) => void;
   attempts: number;
   timer: NodeJS.Timeout;
@@ -55,6 +56,11 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
   #closed = false;
   #validated = false;
   #validating: Promise<boolean> | null = null;
+  /** The latest heartbeat, to time its answer. */
+  #heartbeatId = 0;
+  #heartbeatSentMs = 0;
+  /** Smoothed round trip to the broker (RFC 6298 gain 1/8); null until measured. */
+  #srttMs: number | null = null;
 
   constructor(args: { socket: Socket; clock: () => number; options: LinkOptions }) {
     super();
@@ -70,6 +76,10 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
   get lastHeardMs(): number {
     return this.#lastHeardMs;
   }
+  /** Smoothed round-trip time to the broker, from heartbeats and first-attempt requests; null until measured. */
+  get srttMs(): number | null {
+    return this.#srttMs;
+  }
 
   /** Feeds one datagram received on the socket. */
   handleDatagram(raw: Buffer): void {
@@ -84,7 +94,13 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
     this.#heard();
     if (m.type === MessageType.ACK || m.type === MessageType.LIST_REPLY || m.type === MessageType.STATS_REPLY) {
       const p = this.#pending.get(m.requestId);
+      if (m.type === MessageType.ACK && m.ackedType === MessageType.HEARTBEAT && m.requestId === this.#heartbeatId && this.#heartbeatSentMs > 0) {
+        this.#rttSample(this.#clock() - this.#heartbeatSentMs);
+        this.#heartbeatSentMs = 0;
+      }
       if (p !== undefined && m.requestId !== 0) {
+        // Karn's rule: only an answer to a request sent once times the round trip.
+        if (p.attempts === 1) this.#rttSample(this.#clock() - p.sentMs);
         clearTimeout(p.timer);
         this.#pending.delete(m.requestId);
         p.resolve(m);
@@ -104,12 +120,11 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
    */
   request(m: ControlMessage, sign?: (datagram: Buffer) => void): Promise<Reply | null> {
     if (this.#closed) return Promise.resolve(null);
-    const requestId = this.#nextRequestId;
-    this.#nextRequestId = (this.#nextRequestId % 0xffffffff) + 1;
+    const requestId = this.#nextId();
     const msg = encodeControl({ ...m, requestId } as ControlMessage, this.#opts.maxDatagramBytes);
     sign?.(msg);
     return new Promise((resolve) => {
-      const p: Pending = { msg, resolve, attempts: 0, timer: undefined as unknown as NodeJS.Timeout };
+      const p: Pending = { msg, resolve, attempts: 0, sentMs: 0, timer: undefined as unknown as NodeJS.Timeout };
       this.#pending.set(requestId, p);
       this.#attempt(requestId, p);
     });
@@ -164,6 +179,7 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
   #attempt(requestId: number, p: Pending): void {
     if (this.#closed) return;
     p.attempts++;
+    p.sentMs = this.#clock();
     this.#sendRaw(p.msg);
     if (p.attempts >= this.#opts.requestAttempts) {
       p.timer = setTimeout(() => {
@@ -193,10 +209,22 @@ export class BrokerLink extends EventEmitter<LinkEvents> {
       this.#reachable = false;
       this.emit('unreachable');
     }
-    this.#sendRaw(encodeControl({ type: MessageType.HEARTBEAT, producerId: this.#opts.producerId, requestId: 0, role: this.#opts.role }));
+    this.#heartbeatId = this.#nextId();
+    this.#heartbeatSentMs = this.#clock();
+    this.#sendRaw(encodeControl({ type: MessageType.HEARTBEAT, producerId: this.#opts.producerId, requestId: this.#heartbeatId, role: this.#opts.role }));
     this.#missed = this.#reachable ? 0 : this.#missed + 1;
     // While unreachable: retry sooner at first, then every interval, with jitter (PROTOCOL.md §5.1).
     this.#scheduleHeartbeat(this.#reachable ? this.#opts.heartbeatIntervalMs : this.#backoff(this.#missed));
+  }
+
+  #nextId(): number {
+    const id = this.#nextRequestId;
+    this.#nextRequestId = (this.#nextRequestId % 0xffffffff) + 1;
+    return id;
+  }
+
+  #rttSample(ms: number): void {
+    this.#srttMs = this.#srttMs === null ? ms : this.#srttMs + (ms - this.#srttMs) / 8;
   }
 
   #heard(): void {

@@ -7,6 +7,9 @@ import { option } from './run.ts';
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 1000;
 export const DEFAULT_LEASE_INTERVALS = 3;
 
+/** The loss-recovery latency budget (PROTOCOL.md §3.6), like SRT's default 120 ms. */
+export const DEFAULT_LATENCY_MS = 120;
+
 const heartbeatMs = (v: string, what: string): number => parseIntIn(v, what, 50, 600_000);
 const leaseIntervals = (v: string, what: string): number => parseIntIn(v, what, 2, 100);
 
@@ -28,4 +31,11 @@ export function addSharedOptions(
       parseDatagramBytes(env.MAX_DATAGRAM_BYTES ?? String(DEFAULT_MAX_DATAGRAM_BYTES)))
     .option('--log-level <level>', 'pino log level (LOG_LEVEL)', option('--log-level', parseLogLevel),
       parseLogLevel(help.logLevelDefault ?? env.LOG_LEVEL ?? 'info'));
+}
+
+/** --latency-ms (LATENCY_MS): the broker and its clients read the same budget. */
+export function addLatencyOption(program: Command, env: Readonly<Record<string, string | undefined>>, help: string): Command {
+  const parse = (v: string, what: string): number => parseIntIn(v, what, 0, 10_000);
+  return program.option('--latency-ms <ms>', `${help} (LATENCY_MS)`, option('--latency-ms', (v) => parse(v, 'latency')),
+    parse(env.LATENCY_MS ?? String(DEFAULT_LATENCY_MS), 'LATENCY_MS'));
 }

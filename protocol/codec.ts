@@ -1,7 +1,8 @@
 import { Packr, Unpackr } from 'msgpackr';
 import {
   CONTROL_HEADER_BYTES, MAGIC, MAX_UDP_PAYLOAD_BYTES, MEDIA_HEADER_BYTES, MessageType, Role, Status, Track, VERSION,
-  GoodbyeReason, NoticeEvent, MIN_HELLO_BYTES, TOKEN_BYTES, ANNOUNCE_AUTH_BYTES,
+  GoodbyeReason, NoticeEvent, MIN_HELLO_BYTES, TOKEN_BYTES, ANNOUNCE_AUTH_BYTES, NAK_FIXED_BYTES, NAK_RANGE_BYTES,
+  MAX_NAK_RANGES, MAX_NAK_RANGE_LENGTH, RECEIVER_REPORT_BYTES,
 } from './constants.ts';
 import { ProtocolError, ProtocolErrorCode as E } from './errors.ts';
 import {
@@ -68,6 +69,29 @@ export interface NoticeMessage extends Control { readonly type: typeof MessageTy
 export interface StatsMessage extends Control { readonly type: typeof MessageType.STATS }
 /** A client proving its address: empty token first, then the broker's token echoed. */
 export interface HelloMessage extends Control { readonly type: typeof MessageType.HELLO; readonly token: Buffer }
+/** A run of missing sequence numbers on one track: first, and how many. */
+export interface SeqRange { readonly first: number; readonly count: number }
+/** A client asking the broker to send missing datagrams again (PROTOCOL.md §4.10). */
+export interface NakMessage extends Control {
+  readonly type: typeof MessageType.NAK;
+  readonly epoch: number;
+  readonly track: Track;
+  readonly ranges: readonly SeqRange[];
+}
+/** A client's view of one subscription's quality, about once a second (PROTOCOL.md §4.11). */
+export interface ReceiverReport {
+  /** Share of datagrams lost since the previous report, in 1/256 (RFC 3550 §6.4.1). */
+  readonly fractionLost: number;
+  readonly cumulativeLost: number;
+  /** Datagrams expected so far (first transmissions). */
+  readonly expected: number;
+  /** Interarrival jitter, RFC 3550 §6.4.1, in microseconds. */
+  readonly jitterUs: number;
+  readonly framesComplete: number;
+  readonly framesDropped: number;
+  readonly retransmitsReceived: number;
+}
+export interface ReceiverReportMessage extends Control, ReceiverReport { readonly type: typeof MessageType.RECEIVER_REPORT }
 export interface StatsReplyMessage extends Control {
   readonly type: typeof MessageType.STATS_REPLY;
   readonly stats: Readonly<Record<string, number>>;
@@ -75,7 +99,8 @@ export interface StatsReplyMessage extends Control {
 
 export type ControlMessage =
   | AnnounceMessage | SubscribeMessage | UnsubscribeMessage | AckMessage | ListMessage | ListReplyMessage
-  | GoodbyeMessage | HeartbeatMessage | NoticeMessage | StatsMessage | StatsReplyMessage | HelloMessage;
+  | GoodbyeMessage | HeartbeatMessage | NoticeMessage | StatsMessage | StatsReplyMessage | HelloMessage
+  | NakMessage | ReceiverReportMessage;
 export type Message = MediaMessage | ControlMessage;
 
 /** Fields of a message to encode: everything but what the encoder derives. */
@@ -150,6 +175,31 @@ function controlBody(m: ControlMessage): Buffer {
       return Buffer.from([m.event]);
     case MessageType.STATS_REPLY:
       return packr.pack(m.stats);
+    case MessageType.NAK: {
+      const body = Buffer.allocUnsafe(NAK_FIXED_BYTES + NAK_RANGE_BYTES * m.ranges.length);
+      body.writeUInt32BE(m.epoch >>> 0, 0);
+      body[4] = m.track;
+      body[5] = m.ranges.length;
+      let o = NAK_FIXED_BYTES;
+      for (const r of m.ranges) {
+        body.writeUInt32BE(r.first >>> 0, o);
+        body.writeUInt16BE(r.count, o + 4);
+        o += NAK_RANGE_BYTES;
+      }
+      return body;
+    }
+    case MessageType.RECEIVER_REPORT: {
+      const body = Buffer.allocUnsafe(RECEIVER_REPORT_BYTES);
+      body[0] = m.fractionLost;
+      body[1] = 0;
+      body.writeUInt32BE(m.cumulativeLost >>> 0, 2);
+      body.writeUInt32BE(m.expected >>> 0, 6);
+      body.writeUInt32BE(m.jitterUs >>> 0, 10);
+      body.writeUInt32BE(m.framesComplete >>> 0, 14);
+      body.writeUInt32BE(m.framesDropped >>> 0, 18);
+      body.writeUInt32BE(m.retransmitsReceived >>> 0, 22);
+      return body;
+    }
     case MessageType.SUBSCRIBE:
     case MessageType.UNSUBSCRIBE:
     case MessageType.LIST:
@@ -317,6 +367,31 @@ function decodeControl(buf: Buffer, type: MessageType, producerId: number): Cont
         stats[k] = v;
       }
       return { type, ...base, stats };
+    }
+    case MessageType.NAK: {
+      if (buf.length < CONTROL_HEADER_BYTES + NAK_FIXED_BYTES) throw new ProtocolError(E.TOO_SHORT, 'NAK body shorter than epoch, track and range count');
+      const b = CONTROL_HEADER_BYTES;
+      const track = buf[b + 4];
+      const n = buf[b + 5];
+      if (track > Track.AUDIO) throw new ProtocolError(E.BAD_TRACK, `NAK track ${track} is neither video (0) nor audio (1)`);
+      if (n === 0 || n > MAX_NAK_RANGES) throw new ProtocolError(E.BAD_FIELD, `NAK must carry 1 to ${MAX_NAK_RANGES} ranges, not ${n}`);
+      needBody(buf, NAK_FIXED_BYTES + NAK_RANGE_BYTES * n, 'NAK');
+      const ranges: SeqRange[] = new Array(n);
+      for (let i = 0, o = b + NAK_FIXED_BYTES; i < n; i++, o += NAK_RANGE_BYTES) {
+        const count = buf.readUInt16BE(o + 4);
+        if (count === 0 || count > MAX_NAK_RANGE_LENGTH) throw new ProtocolError(E.BAD_FIELD, `NAK range of ${count} datagrams (1 to ${MAX_NAK_RANGE_LENGTH})`);
+        ranges[i] = { first: buf.readUInt32BE(o), count };
+      }
+      return { type, ...base, epoch: buf.readUInt32BE(b), track: track as Track, ranges };
+    }
+    case MessageType.RECEIVER_REPORT: {
+      needBody(buf, RECEIVER_REPORT_BYTES, 'RECEIVER_REPORT');
+      const b = CONTROL_HEADER_BYTES;
+      return {
+        type, ...base, fractionLost: buf[b], cumulativeLost: buf.readUInt32BE(b + 2), expected: buf.readUInt32BE(b + 6),
+        jitterUs: buf.readUInt32BE(b + 10), framesComplete: buf.readUInt32BE(b + 14), framesDropped: buf.readUInt32BE(b + 18),
+        retransmitsReceived: buf.readUInt32BE(b + 22),
+      };
     }
     default:
       throw new ProtocolError(E.UNKNOWN_TYPE, `unknown message type 0x${(type as number).toString(16)}`);

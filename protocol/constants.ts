@@ -30,6 +30,8 @@ export const MessageType = {
   STATS: 0x19,
   STATS_REPLY: 0x1a,
   HELLO: 0x1b,
+  NAK: 0x1c,
+  RECEIVER_REPORT: 0x1d,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -40,7 +42,18 @@ export type Track = (typeof Track)[keyof typeof Track];
 export const MediaFlag = {
   /** The frame decodes on its own (every MJPEG frame and audio chunk does). */
   KEYFRAME: 0x01,
+  /** Sent again by the broker in answer to a NAK (PROTOCOL.md §3.6); not counted as network loss recovered. */
+  RETRANSMIT: 0x02,
 } as const;
+
+/** NAK body: epoch, track, range count, then ranges of (first seq, count) (PROTOCOL.md §4.10). */
+export const NAK_FIXED_BYTES = 6;
+export const NAK_RANGE_BYTES = 6;
+/** Ranges in one NAK, and datagrams one range may ask for. */
+export const MAX_NAK_RANGES = 64;
+export const MAX_NAK_RANGE_LENGTH = 1024;
+/** RECEIVER_REPORT body size (PROTOCOL.md §4.11). */
+export const RECEIVER_REPORT_BYTES = 26;
 
 /** ACK status codes (PROTOCOL.md §4.3). */
 export const Status = {

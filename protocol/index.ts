@@ -8,3 +8,6 @@ export * from './loss.ts';
 export * from './ids.ts';
 export * from './mjpeg.ts';
 export * from './wav.ts';
+export * from './history.ts';
+export * from './gaps.ts';
+export * from './jitter.ts';

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Broker } from '../broker/broker.ts';
 import { announceAuthPlaceholder, signAnnounce } from '../common/announce-auth.ts';
 import {
-  decode, encode, MediaPacketizer, MessageType, NoticeEvent, Role, Status, Track, type Message,
+  decode, encode, MediaFlag, MediaPacketizer, MessageType, NoticeEvent, Role, Status, Track, type Message,
 } from '../protocol/index.ts';
 
 /** Records what the broker sends; the broker's socket seam (STYLE: inject the socket). */
@@ -50,6 +50,8 @@ function setup() {
   const heartbeat = (from: { address: string; port: number }, role: number, id = 0) => feed({ type: MessageType.HEARTBEAT, producerId: id, requestId: 0, role: role as 1 }, from);
   return { broker, socket, feed, announce, hello, subscribe, heartbeat, advance: (ms: number) => { now += ms; broker.sweep(now); } };
 }
+
+const original1Flags = (sent: Buffer[]) => sent[1][13];
 
 describe('Broker', () => {
   it('forwards the very same Buffer to every subscriber: no copy, no re-encoding', () => {
@@ -230,6 +232,91 @@ describe('Broker', () => {
       expect(t.status(4001)).toEqual([Status.OK]);
       t.broker.handleDatagram(t.signed(3), { address: P.address, port: 4002 }); // and again, while 4001's lease lives
       expect(t.status(4002)).toEqual([Status.OK]);
+    });
+  });
+
+  describe('loss recovery (PROTOCOL.md §3.6)', () => {
+    const stream = (t: ReturnType<typeof setup>, frames: number) => {
+      const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 300 });
+      const sent: Buffer[] = [];
+      for (let n = 0; n < frames; n++) for (const d of pk.packetize(Track.VIDEO, Buffer.alloc(500, n), n * 83, 1)) {
+        t.broker.handleDatagram(d, P);
+        sent.push(d);
+      }
+      return sent;
+    };
+    const nak = (t: ReturnType<typeof setup>, from: { address: string; port: number }, first: number, count = 1, epoch = 1) =>
+      t.feed({ type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, epoch, track: Track.VIDEO, ranges: [{ first, count }] }, from);
+
+    it('sends what a subscriber NAKs again to it alone, flagged RETRANSMIT, byte for byte otherwise', () => {
+      const t = setup();
+      t.announce();
+      t.subscribe(C1);
+      t.subscribe(C2);
+      const sent = stream(t, 2);
+      t.socket.clear();
+      nak(t, C1, 1, 2);
+      expect(t.socket.to(C2.port)).toHaveLength(0);
+      const again = t.socket.sent.filter((x) => x.port === C1.port);
+      expect(again).toHaveLength(2);
+      for (const [i, { msg }] of again.entries()) {
+        const original = sent[1 + i];
+        expect(msg).not.toBe(original); // a copy: the original may still be queued for others
+        expect(msg[13]).toBe(original[13] | MediaFlag.RETRANSMIT);
+        expect(Buffer.compare(msg.subarray(14), original.subarray(14))).toBe(0);
+        expect(msg.subarray(0, 13).equals(original.subarray(0, 13))).toBe(true);
+      }
+      expect(original1Flags(sent)).toBe(1); // the original is untouched
+      expect(t.broker.counters.retransmitsOut).toBe(2);
+    });
+
+    it('answers nothing for datagrams too old to arrive in time, of another epoch, or to a non-subscriber', () => {
+      const t = setup();
+      t.announce();
+      t.subscribe(C1);
+      stream(t, 1);
+      t.hello(C2);
+      nak(t, C2, 0); // validated but not subscribed
+      expect(t.broker.counters.drops.get('FC_DROP_NOT_SUBSCRIBED')).toBe(1);
+      nak(t, C1, 0, 1, 2); // another epoch
+      t.advance(241); // two budgets of 120 ms
+      nak(t, C1, 0);
+      expect(t.socket.sent.filter((x) => x.port !== P.port)).toHaveLength(0);
+      expect(t.broker.counters.retransmitsUnavailable).toBe(2);
+    });
+
+    it('limits retransmissions per subscriber, and a NAK cannot make it loop beyond its history', () => {
+      const t = setup();
+      t.announce();
+      t.subscribe(C1);
+      stream(t, 300); // 600 datagrams
+      t.socket.clear();
+      for (let i = 0; i < 3; i++) t.feed({ type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, epoch: 1, track: Track.VIDEO, ranges: Array.from({ length: 64 }, (_, k) => ({ first: k * 1024, count: 1024 })) }, C1);
+      // 600 held, asked for three times: the budget (1000 a second, bursts as many) stops it at 1000.
+      expect(t.broker.counters.retransmitsOut).toBe(1000);
+      // ...and no NAK looked up more datagrams than the history holds (1024).
+      expect(t.broker.counters.retransmitsOut + t.broker.counters.retransmitsUnavailable).toBeLessThanOrEqual(3 * 1024);
+      expect(t.broker.counters.retransmitsThrottled).toBeGreaterThan(0);
+      const before = t.broker.counters.retransmitsOut;
+      t.advance(100);
+      nak(t, C1, 599); // still held, and 100 tokens came back
+      expect(t.broker.counters.retransmitsOut).toBe(before + 1);
+    });
+
+    it('keeps each subscriber\'s receiver report for stats', () => {
+      const t = setup();
+      t.announce();
+      t.subscribe(C1);
+      t.feed({
+        type: MessageType.RECEIVER_REPORT, producerId: 0x1aaa99, requestId: 0, fractionLost: 64, cumulativeLost: 5, expected: 100,
+        jitterUs: 2500, framesComplete: 9, framesDropped: 1, retransmitsReceived: 5,
+      }, C1);
+      expect(t.broker.subscriberQuality()).toEqual([{
+        producer: 0x1aaa99, client: `${C1.address}:${C1.port}`, lossPct: 25, totalLossPct: 5, jitterMs: 2.5, framesComplete: 9, framesDropped: 1, retransmits: 0,
+      }]);
+      expect(t.broker.statsSnapshot()).toMatchObject({ subscribersReporting: 1, worstReportedLossPct: 25, worstReportedJitterMs: 2.5, reportsIn: 1 });
+      t.advance(5001);
+      expect(t.broker.subscriberQuality()).toEqual([]); // stale: not reporting any more
     });
   });
 

@@ -37,6 +37,11 @@ const roundTrips: Message[] = [
   { type: MessageType.HELLO, producerId: 0, requestId: 7, token: Buffer.alloc(20, 0xab) },
   { type: MessageType.ACK, producerId: 0, requestId: 6, status: Status.VALIDATE, ackedType: MessageType.HELLO, detail: { token: Buffer.alloc(20, 0xcd) } },
   { type: MessageType.STATS_REPLY, producerId: 0, requestId: 5, stats: { datagramsIn: 10, 'drop.FC_ERR_BAD_MAGIC': 2 } },
+  { type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, epoch: 0xdeadbeef, track: Track.AUDIO, ranges: [{ first: 7, count: 1 }, { first: 0xfffffff0, count: 1024 }] },
+  {
+    type: MessageType.RECEIVER_REPORT, producerId: 0x1aaa99, requestId: 0, fractionLost: 13, cumulativeLost: 70, expected: 1400,
+    jitterUs: 1234, framesComplete: 120, framesDropped: 1, retransmitsReceived: 65,
+  },
 ];
 
 describe('codec round trips', () => {
@@ -55,6 +60,11 @@ describe('codec round trips', () => {
       .toBe('4643011700' + '1aaa99' + '00000000' + '0100');
     expect(encodeControl({ type: MessageType.ACK, producerId: 0, requestId: 7, status: Status.NOT_REGISTERED, ackedType: MessageType.HEARTBEAT, detail: {} }).toString('hex'))
       .toBe('464301130000000000000007' + '04' + '17');
+  });
+
+  it('lays out a NAK exactly as PROTOCOL.md §4.10 says', () => {
+    const nak = encode({ type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, epoch: 1, track: Track.VIDEO, ranges: [{ first: 5, count: 3 }] });
+    expect(nak.toString('hex')).toBe('4643011c001aaa9900000000' + '00000001' + '00' + '01' + '00000005' + '0003');
   });
 
   it('refuses to encode beyond the size limit', () => {
@@ -98,6 +108,13 @@ describe('malformed datagrams', () => {
     ['ANNOUNCE cut inside its auth', hex('46430110001aaa9900000001' + '00000001' + '24' + '00'.repeat(10)), E.TOO_SHORT],
     ['LIST_REPLY that is not a map', hex('464301150000000000000000' + '90'), E.BAD_BODY],
     ['NOTICE with unknown event', hex('46430118001aaa990000000063'), E.BAD_FIELD],
+    ['NAK without ranges', hex('4643011c001aaa9900000000' + '00000001' + '00' + '00'), E.BAD_FIELD],
+    ['NAK with 65 ranges', hex('4643011c001aaa9900000000' + '00000001' + '00' + '41' + '000000000001'.repeat(65)), E.BAD_FIELD],
+    ['NAK whose range count lies', hex('4643011c001aaa9900000000' + '00000001' + '00' + '02' + '000000000001'), E.BAD_LENGTH],
+    ['NAK range of 0', hex('4643011c001aaa9900000000' + '00000001' + '00' + '01' + '000000050000'), E.BAD_FIELD],
+    ['NAK range of 1025', hex('4643011c001aaa9900000000' + '00000001' + '00' + '01' + '000000050401'), E.BAD_FIELD],
+    ['NAK for track 2', hex('4643011c001aaa9900000000' + '00000001' + '02' + '01' + '000000050001'), E.BAD_TRACK],
+    ['RECEIVER_REPORT cut short', hex('4643011d001aaa9900000000' + '00'.repeat(25)), E.BAD_LENGTH],
   ];
   it.each(table.map(([name, buf, code]) => [name, code, buf] as const))('%s gives %s', (_name, code, buf) => {
     let caught: unknown;

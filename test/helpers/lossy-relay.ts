@@ -1,5 +1,10 @@
 import dgram from 'node:dgram';
+import { MediaFlag, MessageType, peekType } from '../../protocol/index.ts';
 import { xorshift32 } from './prng.ts';
+
+function isRetransmit(d: Buffer): boolean {
+  return peekType(d) === MessageType.MEDIA && d.length > 13 && (d[13] & MediaFlag.RETRANSMIT) !== 0;
+}
 
 export interface RelayOptions {
   /** Where datagrams from the client side go (the broker). */
@@ -22,7 +27,8 @@ export interface RelayOptions {
  * were the broker; the relay talks to the broker from one socket of its own.
  */
 export class LossyRelay {
-  readonly counts = { forwarded: 0, dropped: 0, duplicated: 0, reordered: 0, impairable: 0 };
+  /** `...First`: of first transmissions only (MEDIA without the RETRANSMIT flag), what a receiver's loss figure measures. */
+  readonly counts = { forwarded: 0, dropped: 0, duplicated: 0, reordered: 0, impairable: 0, droppedFirst: 0, impairableFirst: 0, retransmits: 0 };
   readonly #front = dgram.createSocket('udp4');
   readonly #back = dgram.createSocket('udp4');
   readonly #opts: RelayOptions;
@@ -53,9 +59,13 @@ export class LossyRelay {
   #toClient(msg: Buffer): void {
     const o = this.#opts;
     if (o.impair === undefined || o.impair(msg)) {
+      const first = !isRetransmit(msg);
       this.counts.impairable++;
+      if (first) this.counts.impairableFirst++;
+      else this.counts.retransmits++;
       if (this.#rand() < o.dropRate) {
         this.counts.dropped++;
+        if (first) this.counts.droppedFirst++;
         return;
       }
       if (this.#rand() < o.duplicateRate) {

@@ -1,19 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import { splitMjpeg } from '../../protocol/index.ts';
+import type { SubscriptionSummary } from '../../client/subscription.ts';
 import type { Proc } from './procs.ts';
 
 export const SAMPLE_FRAMES = splitMjpeg(readFileSync('samples/sample.mjpeg'));
 
 /** One subscription's figures from a client's JSON summary line. */
-export interface SummaryFigures {
-  frames: number;
-  bytes: number;
-  framesDropped: number;
-  packetsLost: number;
-  packetsExpected: number;
-  audioBytes: number;
-}
+export type SummaryFigures = SubscriptionSummary;
 
 /** Waits for the client's JSON summary and returns the figures of `id`. */
 export async function summaryOf(client: Proc, id: string, timeoutMs = 15_000): Promise<SummaryFigures> {
