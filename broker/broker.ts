@@ -18,9 +18,11 @@ import { addressKey, type ClientEntry } from './clients.ts';
 import { createCounters, type BrokerCounters } from './counters.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
 
-/** The two methods of dgram.Socket the broker uses; tests may pass a recorder. */
+/** What the broker uses of dgram.Socket; tests may pass a recorder. */
 export interface DatagramSocket {
   send(msg: Buffer, port: number, address: string): void;
+  /** Bytes waiting in user space because the kernel's send buffer was full (dgram.Socket has it). */
+  getSendQueueSize?(): number;
 }
 export interface RemoteInfo { readonly address: string; readonly port: number }
 export type Clock = () => number;
@@ -154,8 +156,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const now = this.#clock();
     p.lastHeardMs = now;
     if (!p.online) this.#setOnline(ch, p.address, p.port);
-    if (this.options.latencyMs > 0) ch.history[msg[12]].put(msg, now);
-    if (msg[12] === Track.VIDEO) {
+    const track = msg[12];
+    if (this.options.latencyMs > 0) ch.history[track].put(msg, now);
+    // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
+    // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
+    if (msg[14] === 0 && msg[15] === 0) ch.shedFrame[track] = this.#sendQueueFull() ? msg.readUInt32BE(24) : -1;
+    if (ch.shedFrame[track] >= 0 && ch.shedFrame[track] === msg.readUInt32BE(24)) {
+      if (msg[14] === 0 && msg[15] === 0) c.framesShed++;
+      c.mediaIn++;
+      c.datagramsShed += ch.subscribers.length;
+      return;
+    }
+    if (track === Track.VIDEO) {
       ch.cacheVideo(msg, msg.readUInt32BE(8), msg.readUInt32BE(24), msg.readUInt16BE(14), msg.readUInt16BE(16));
     }
     c.mediaIn++;
@@ -344,6 +356,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const ch = this.#channels.get(m.producerId);
     if (sub === undefined || ch === undefined) return c.countDrop('FC_DROP_NOT_SUBSCRIBED');
     const now = this.#clock();
+    if (this.#sendQueueFull()) {
+      // Repairs would only lengthen the queue that is shedding frames.
+      for (const r of m.ranges) c.retransmitsThrottled += r.count;
+      return;
+    }
     const rate = this.options.maxRetransmitsPerSecondPerSubscriber;
     sub.retransmitTokens = Math.min(rate, sub.retransmitTokens + ((now - sub.retransmitRefillMs) * rate) / 1000);
     sub.retransmitRefillMs = now;
@@ -511,6 +528,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   #reply(rinfo: RemoteInfo, m: ControlMessage, maxBytes = this.options.maxDatagramBytes): void {
     this.#sendCounted(encodeControl(m, Math.max(maxBytes, CONTROL_HEADER_BYTES + 512)), rinfo.port, rinfo.address);
+  }
+
+  #sendQueueFull(): boolean {
+    const q = this.#socket.getSendQueueSize;
+    return q !== undefined && q.call(this.#socket) > this.options.maxSendQueueBytes;
   }
 
   #sendCounted(msg: Buffer, port: number, address: string): void {

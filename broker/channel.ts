@@ -56,6 +56,8 @@ export class Channel {
   readonly #maxCachedFragments: number;
   /** Recent datagrams per track (video, audio), for NAKs (PROTOCOL.md §3.6). */
   readonly history: readonly [RetransmitHistory, RetransmitHistory];
+  /** Per track, the frame being shed because the send queue was full at its start; -1: none. */
+  readonly shedFrame = [-1, -1];
 
   constructor(id: number, maxCachedFragments: number, historyDatagrams: number) {
     this.id = id;

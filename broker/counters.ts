@@ -19,6 +19,9 @@ export interface BrokerCounters {
   retransmitsUnavailable: number;
   retransmitsThrottled: number;
   reportsIn: number;
+  /** Frames not forwarded because the send queue was over its bound, and the datagrams not sent for them. */
+  framesShed: number;
+  datagramsShed: number;
   /** Dropped datagrams by reason: protocol error codes and FC_DROP_* codes. */
   readonly drops: Map<string, number>;
   countDrop(reason: string): void;
@@ -30,7 +33,7 @@ export function createCounters(): BrokerCounters {
   return {
     datagramsIn: 0, bytesIn: 0, datagramsOut: 0, bytesOut: 0, mediaIn: 0, controlIn: 0,
     clientsExpired: 0, producersExpired: 0, sendErrors: 0, announcesRefused: 0, tokensRefused: 0,
-    naksIn: 0, retransmitsOut: 0, retransmitsUnavailable: 0, retransmitsThrottled: 0, reportsIn: 0,
+    naksIn: 0, retransmitsOut: 0, retransmitsUnavailable: 0, retransmitsThrottled: 0, reportsIn: 0, framesShed: 0, datagramsShed: 0,
     drops,
     countDrop(reason) {
       drops.set(reason, (drops.get(reason) ?? 0) + 1);
@@ -43,6 +46,7 @@ export function createCounters(): BrokerCounters {
         announcesRefused: this.announcesRefused, tokensRefused: this.tokensRefused,
         naksIn: this.naksIn, retransmitsOut: this.retransmitsOut, retransmitsUnavailable: this.retransmitsUnavailable,
         retransmitsThrottled: this.retransmitsThrottled, reportsIn: this.reportsIn,
+        framesShed: this.framesShed, datagramsShed: this.datagramsShed,
       };
       let dropped = 0;
       for (const [reason, n] of drops) {

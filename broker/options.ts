@@ -20,6 +20,8 @@ export interface BrokerOptions {
   /** Frames with more fragments are forwarded but not cached for instant join. */
   readonly maxCachedFragments: number;
   readonly socketBufferBytes: number;
+  /** Beyond this many bytes waiting to be sent, whole frames are shed rather than queued. */
+  readonly maxSendQueueBytes: number;
   /** How long an address validation token may be echoed after it was issued. */
   readonly tokenLifetimeMs: number;
   /** Control datagrams accepted per source address per second (bursts up to as many). */
@@ -53,6 +55,7 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   maxSubscribersPerProducer: 1000,
   maxCachedFragments: 4096,
   socketBufferBytes: 4 * 1024 * 1024,
+  maxSendQueueBytes: 1024 * 1024,
   tokenLifetimeMs: 30_000,
   maxControlPerSecondPerAddress: 50,
   maxRateTrackedAddresses: 65_536,

@@ -8,6 +8,11 @@ import {
 /** Records what the broker sends; the broker's socket seam (STYLE: inject the socket). */
 class RecordingSocket {
   readonly sent: { msg: Buffer; port: number; address: string }[] = [];
+  /** What getSendQueueSize reports: a test sets it to play a full kernel send buffer. */
+  queuedBytes = 0;
+  getSendQueueSize(): number {
+    return this.queuedBytes;
+  }
   send(msg: Buffer, port: number, address: string): void {
     this.sent.push({ msg, port, address });
   }
@@ -301,6 +306,28 @@ describe('Broker', () => {
       t.advance(100);
       nak(t, C1, 599); // still held, and 100 tokens came back
       expect(t.broker.counters.retransmitsOut).toBe(before + 1);
+    });
+
+    it('sheds whole frames, never parts, while the send queue is over its bound, and sends no repairs then', () => {
+      const t = setup();
+      t.announce();
+      t.subscribe(C1);
+      t.socket.clear();
+      const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 300 });
+      const frame = (n: number) => pk.packetize(Track.VIDEO, Buffer.alloc(700, n), n * 83, 1); // 3 fragments
+      const [a, b, c] = [frame(0), frame(1), frame(2)];
+      t.broker.handleDatagram(a[0], P);
+      t.socket.queuedBytes = 2 * 1024 * 1024; // the kernel stopped taking datagrams mid-frame
+      for (const d of a.slice(1)) t.broker.handleDatagram(d, P); // frame 0 was started: it is finished
+      for (const d of b) t.broker.handleDatagram(d, P); // frame 1 starts while full: shed whole
+      nak(t, C1, 0);
+      t.socket.queuedBytes = 0;
+      for (const d of c) t.broker.handleDatagram(d, P);
+      const frames = t.socket.to(C1.port).map((m) => m.type === MessageType.MEDIA && `${m.frameNo}.${m.fragIndex}`);
+      expect(frames).toEqual(['0.0', '0.1', '0.2', '2.0', '2.1', '2.2']);
+      expect(t.broker.counters).toMatchObject({ framesShed: 1, datagramsShed: 3, retransmitsOut: 0, retransmitsThrottled: 1 });
+      const snap = t.broker.statsSnapshot();
+      expect(snap.datagramsIn).toBe(snap.mediaIn + snap.controlIn + snap.dropped); // shed datagrams were received, and counted
     });
 
     it('keeps each subscriber\'s receiver report for stats', () => {
