@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { freeUdpPort, Proc, startBroker } from './helpers/procs.ts';
+import { summaryOf } from './helpers/recording.ts';
+import { brokerStats, validatedPeer } from './helpers/udp.ts';
 
 // Defaults from .env: heartbeat 1 s, lease 3 intervals. The deadlines below are the product's
 // promises (issue 3), measured from the event that starts them. Each awaited line is one that
@@ -93,6 +95,29 @@ describe('fault tolerance, real processes and signals', () => {
     await c2.waitForNext(/^2 producers:$/);
     await c2.waitFor(/1AAA99\s+online/);
     await c2.waitFor(/2BBB88\s+online/);
+  });
+
+  it('a stalled viewer (SIGSTOP for 2.5 s) costs the other viewer nothing, and the broker queues nothing for it', async () => {
+    const broker = await startBroker();
+    const p = producer('1AAA99', broker.address);
+    await p.waitFor(/"msg":"announced"/);
+    const watch = () => new Proc('client/main.ts', ['--broker', broker.address, '--subscribe', '1AAA99', '--duration', '7']);
+    const [a, b] = [watch(), watch()];
+    await Promise.all([streaming(a, '1AAA99'), streaming(b, '1AAA99')]);
+    b.child.kill('SIGSTOP');
+    // The stall itself is the event under test: 2.5 s, less than the 3 s lease.
+    await new Promise((r) => setTimeout(r, 2500));
+    b.child.kill('SIGCONT');
+    const [sa, sb] = await Promise.all([summaryOf(a, '1AAA99'), summaryOf(b, '1AAA99')]);
+    const peer = await validatedPeer(broker.port);
+    const stats = await brokerStats(peer, 77);
+    process.stdout.write(`figure: stalled viewer lost ${sb.packetsLost}/${sb.packetsExpected} datagrams in its own receive buffer, ${sb.framesDropped} frames; ` +
+      `the other lost ${sa.packetsLost}, ${sa.framesDropped} frames; broker shed ${stats.framesShed} frames, ${stats.sendErrors} send errors\n`);
+    expect(sb.packetsLost).toBeGreaterThan(0); // the stall did overflow the stalled viewer's buffer
+    expect(sa.packetsLost).toBe(0);
+    expect(sa.framesDropped).toBe(0);
+    expect(stats.framesShed).toBe(0); // nothing waited in the broker on its account
+    expect(sb.frames).toBeGreaterThan(0);
   });
 
   it('on SIGTERM the broker tells its clients and exits cleanly', async () => {
