@@ -157,7 +157,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     p.lastHeardMs = now;
     if (!p.online) this.#setOnline(ch, p.address, p.port);
     const track = msg[12];
-    if (this.options.latencyMs > 0) ch.history[track].put(msg, now);
+    if (this.options.latencyMs > 0) ch.history.put(track, msg, now);
     // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
     // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
     if (msg[14] === 0 && msg[15] === 0) ch.shedFrame[track] = this.#sendQueueFull() ? msg.readUInt32BE(24) : -1;
@@ -216,7 +216,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     let ch = this.#channels.get(m.producerId);
     if (ch === undefined) {
       if (this.#channels.size >= this.options.maxProducers) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
-      ch = new Channel(m.producerId, this.options.maxCachedFragments, this.options.latencyMs > 0 ? this.options.historyDatagrams : 1);
+      ch = new Channel(m.producerId, this.options.maxCachedFragments, { datagrams: this.options.historyDatagrams, bytes: this.options.historyBytes });
       this.#channels.set(m.producerId, ch);
     }
     const now = this.#clock();
@@ -364,7 +364,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const rate = this.options.maxRetransmitsPerSecondPerSubscriber;
     sub.retransmitTokens = Math.min(rate, sub.retransmitTokens + ((now - sub.retransmitRefillMs) * rate) / 1000);
     sub.retransmitRefillMs = now;
-    const history = ch.history[m.track];
+    const history = ch.history;
     // No more lookups than the history holds: a NAK cannot make the broker loop for long.
     let lookups = history.capacity;
     for (const r of m.ranges) {
@@ -373,17 +373,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
           c.retransmitsThrottled += end - seq;
           break;
         }
-        const original = history.get(m.epoch, seq >>> 0, now, this.#historyMs);
-        if (original === null) {
+        const copy = history.get(m.track, m.epoch, seq >>> 0, now, this.#historyMs);
+        if (copy === null) {
           c.retransmitsUnavailable++;
           continue;
         }
         sub.retransmitTokens--;
         sub.retransmits++;
         c.retransmitsOut++;
-        // A copy: the original may still sit in the socket's send queue for other subscribers.
-        const copy = Buffer.from(original);
-        copy[13] |= MediaFlag.RETRANSMIT;
+        copy[13] |= MediaFlag.RETRANSMIT; // a copy of its own: the flag marks only this one
         this.#sendCounted(copy, rinfo.port, rinfo.address);
       }
     }
@@ -426,8 +424,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       }
     }
     for (const ch of this.#channels.values()) {
-      ch.history[0].prune(now, this.#historyMs);
-      ch.history[1].prune(now, this.#historyMs);
+      ch.history.release(now, this.#historyMs);
       const p = ch.producer;
       if (p === null) continue;
       if (p.online && now - p.lastHeardMs > leaseMs) {

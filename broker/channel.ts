@@ -54,15 +54,15 @@ export class Channel {
   #cached: readonly Buffer[] = [];
   #building: FrameInProgress | null = null;
   readonly #maxCachedFragments: number;
-  /** Recent datagrams per track (video, audio), for NAKs (PROTOCOL.md §3.6). */
-  readonly history: readonly [RetransmitHistory, RetransmitHistory];
+  /** Recent datagrams of both tracks, for NAKs (PROTOCOL.md §3.6). */
+  readonly history: RetransmitHistory;
   /** Per track, the frame being shed because the send queue was full at its start; -1: none. */
   readonly shedFrame = [-1, -1];
 
-  constructor(id: number, maxCachedFragments: number, historyDatagrams: number) {
+  constructor(id: number, maxCachedFragments: number, history: { readonly datagrams: number; readonly bytes: number }) {
     this.id = id;
     this.#maxCachedFragments = maxCachedFragments;
-    this.history = [new RetransmitHistory(historyDatagrams), new RetransmitHistory(historyDatagrams)];
+    this.history = new RetransmitHistory(history.datagrams, history.bytes);
   }
 
   addSubscriber(s: Subscriber): boolean {
@@ -110,7 +110,6 @@ export class Channel {
   clearCache(): void {
     this.#cached = [];
     this.#building = null;
-    this.history[0].clear();
-    this.history[1].clear();
+    this.history.clear();
   }
 }

@@ -36,6 +36,8 @@ export interface BrokerOptions {
   readonly latencyMs: number;
   /** Datagrams remembered per producer track for NAKs (rounded up to a power of two). */
   readonly historyDatagrams: number;
+  /** Bytes of datagrams remembered per producer (both tracks), allocated while it streams. */
+  readonly historyBytes: number;
   /** Retransmissions per subscriber per second (bursts up to as many). */
   readonly maxRetransmitsPerSecondPerSubscriber: number;
   /** NAKs accepted per source address per second; counted apart from other control messages. */
@@ -63,6 +65,7 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   announceWindowMs: 30_000,
   latencyMs: DEFAULT_LATENCY_MS,
   historyDatagrams: 1024,
+  historyBytes: 512 * 1024,
   maxRetransmitsPerSecondPerSubscriber: 1000,
   maxNaksPerSecondPerAddress: 200,
 });

@@ -3,93 +3,104 @@ const EPOCH_OFFSET = 8;
 const SEQ_OFFSET = 20;
 
 /**
- * The broker's short memory of one track's recent MEDIA datagrams, for retransmission on NAK
- * (PROTOCOL.md §3.6). A ring indexed by sequence number holding references to the received
- * datagrams (no copies) with their arrival times. `prune` lets go of what is older than the
- * latency budget, so an idle producer's last datagrams do not stay in memory. Pure: time is
- * passed in.
+ * The broker's short memory of one producer's recent MEDIA datagrams, for retransmission on
+ * NAK (PROTOCOL.md §3.6). Datagrams are copied into one circular byte log (a single slab,
+ * allocated on first use), indexed per track by sequence number, with their arrival times.
+ * Copying once per datagram, rather than keeping the received Buffers, lets those die young:
+ * holding a thousand of them alive made every garbage collection longer, which showed as
+ * milliseconds of added latency in the benchmark (docs/BENCHMARKS.md). Pure: time is passed in.
  */
 export class RetransmitHistory {
-  readonly #slots: (Buffer | undefined)[];
-  readonly #times: Float64Array;
+  readonly #slabBytes: number;
+  #slab: Buffer | null = null;
+  /** Bytes ever written; a datagram's bytes are intact while written − start ≤ slab size. */
+  #written = 0;
   readonly #mask: number;
-  /** Sequence numbers in [#oldest, #newest] may be held; nothing outside. */
-  #oldest = 0;
-  #newest = -1;
-  #held = 0;
-  #epoch = -1;
+  /**
+   * Per track (video, audio), per slot (seq & mask): seq + 1 (0: empty), absolute start,
+   * length, arrival time. Allocated with the slab, on first use.
+   */
+  #seq: [Float64Array, Float64Array] | null = null;
+  #start: [Float64Array, Float64Array] | null = null;
+  #len: [Uint32Array, Uint32Array] | null = null;
+  #time: [Float64Array, Float64Array] | null = null;
+  #lastPutMs = -Infinity;
 
-  /** `capacity` is rounded up to a power of two. */
-  constructor(capacity: number) {
+  /** `slots` per track is rounded up to a power of two; `slabBytes` bounds the bytes held. */
+  constructor(slots: number, slabBytes: number) {
     let size = 1;
-    while (size < capacity) size *= 2;
-    this.#slots = new Array(size).fill(undefined);
-    this.#times = new Float64Array(size);
+    while (size < slots) size *= 2;
     this.#mask = size - 1;
+    this.#slabBytes = slabBytes;
   }
 
+  /** Slots per track. */
   get capacity(): number {
     return this.#mask + 1;
   }
 
-  /** Datagrams held now. */
-  get size(): number {
-    return this.#held;
+  /** Bytes of memory held (0 until the first datagram, and after release). */
+  get bytesHeld(): number {
+    return this.#slab === null ? 0 : this.#slab.length + 2 * (this.#mask + 1) * (8 + 8 + 4 + 8);
   }
 
-  /** Keeps a reference to `msg` (a well-formed MEDIA datagram) under its sequence number. */
-  put(msg: Buffer, nowMs: number): void {
+  /** Copies in a well-formed MEDIA datagram of `track`. Larger than a quarter of the slab: not kept. */
+  put(track: number, msg: Buffer, nowMs: number): void {
+    const n = msg.length;
+    if (n > this.#slabBytes / 4) return;
+    const slab = this.#slab ?? this.#allocate();
+    let at = this.#written % this.#slabBytes;
+    if (at + n > this.#slabBytes) {
+      // Never wrap a datagram: skip to the slab's start.
+      this.#written += this.#slabBytes - at;
+      at = 0;
+    }
+    msg.copy(slab, at);
     const seq = msg.readUInt32BE(SEQ_OFFSET);
-    const epoch = msg.readUInt32BE(EPOCH_OFFSET);
-    if (epoch !== this.#epoch) {
-      this.clear(); // a restarted producer numbers from 0 again
-      this.#epoch = epoch;
-    } else if (seq < this.#oldest) {
-      return; // older than anything the ring can still hold
-    }
     const i = seq & this.#mask;
-    if (this.#slots[i] === undefined) this.#held++;
-    this.#slots[i] = msg;
-    this.#times[i] = nowMs;
-    if (this.#newest < 0) this.#oldest = seq;
-    if (seq > this.#newest) {
-      this.#newest = seq;
-      if (seq - this.#oldest > this.#mask) this.#oldest = seq - this.#mask;
-    }
+    this.#seq![track][i] = seq + 1;
+    this.#start![track][i] = this.#written;
+    this.#len![track][i] = n;
+    this.#time![track][i] = nowMs;
+    this.#written += n;
+    this.#lastPutMs = nowMs;
   }
 
   /**
-   * The datagram with this epoch and sequence number, if it arrived at most `maxAgeMs` ago;
-   * else null (never held, overwritten, or too old to arrive in time).
+   * A copy of the datagram of `track` with this epoch and sequence number, if it arrived at
+   * most `maxAgeMs` ago and is still held; else null.
    */
-  get(epoch: number, seq: number, nowMs: number, maxAgeMs: number): Buffer | null {
+  get(track: number, epoch: number, seq: number, nowMs: number, maxAgeMs: number): Buffer | null {
     const i = seq & this.#mask;
-    const msg = this.#slots[i];
-    if (msg === undefined || nowMs - this.#times[i] > maxAgeMs) return null;
-    if (msg.readUInt32BE(SEQ_OFFSET) !== seq || msg.readUInt32BE(EPOCH_OFFSET) !== epoch >>> 0) return null;
-    return msg;
+    if (this.#slab === null || this.#seq![track][i] !== seq + 1 || nowMs - this.#time![track][i] > maxAgeMs) return null;
+    const start = this.#start![track][i];
+    const len = this.#len![track][i];
+    if (this.#written - start > this.#slabBytes) return null; // overwritten since
+    const at = start % this.#slabBytes;
+    const view = this.#slab.subarray(at, at + len);
+    if (view.readUInt32BE(EPOCH_OFFSET) !== epoch >>> 0 || view.readUInt32BE(SEQ_OFFSET) !== seq >>> 0) return null;
+    return Buffer.from(view);
   }
 
-  /** Lets go of datagrams older than `maxAgeMs`. Amortised O(1) per datagram put. */
-  prune(nowMs: number, maxAgeMs: number): void {
-    while (this.#held > 0 && this.#oldest <= this.#newest) {
-      const i = this.#oldest & this.#mask;
-      const msg = this.#slots[i];
-      if (msg !== undefined) {
-        if (nowMs - this.#times[i] <= maxAgeMs) return;
-        this.#slots[i] = undefined;
-        this.#held--;
-      }
-      this.#oldest++;
-    }
-    if (this.#held === 0) this.#oldest = this.#newest + 1;
+  /** Lets the memory go once nothing held is younger than `maxAgeMs` (an idle or ended stream). */
+  release(nowMs: number, maxAgeMs: number): void {
+    if (this.#slab !== null && nowMs - this.#lastPutMs > maxAgeMs) this.clear();
   }
 
   clear(): void {
-    this.#slots.fill(undefined);
-    this.#held = 0;
-    this.#oldest = 0;
-    this.#newest = -1;
-    this.#epoch = -1;
+    this.#slab = null;
+    this.#seq = this.#start = this.#time = null;
+    this.#len = null;
+    this.#written = 0;
+  }
+
+  #allocate(): Buffer {
+    const n = this.#mask + 1;
+    this.#slab = Buffer.allocUnsafeSlow(this.#slabBytes);
+    this.#seq = [new Float64Array(n), new Float64Array(n)];
+    this.#start = [new Float64Array(n), new Float64Array(n)];
+    this.#len = [new Uint32Array(n), new Uint32Array(n)];
+    this.#time = [new Float64Array(n), new Float64Array(n)];
+    return this.#slab;
   }
 }

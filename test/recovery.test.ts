@@ -6,45 +6,54 @@ const pk = () => new MediaPacketizer({ producerId: 1, epoch: 7, maxDatagramBytes
 const datagrams = (n: number, p = pk()) => Array.from({ length: n }, (_, i) => p.packetize(Track.VIDEO, Buffer.alloc(10, i), i, 1)[0]);
 
 describe('RetransmitHistory', () => {
-  it('returns the very datagram received (no copy) while it is younger than the age asked', () => {
-    const h = new RetransmitHistory(8);
+  const V = Track.VIDEO;
+  it('gives back a copy of the datagram received while it is younger than the age asked', () => {
+    const h = new RetransmitHistory(8, 64 * 1024);
     const ds = datagrams(3);
-    ds.forEach((d, i) => h.put(d, 100 + i));
-    expect(h.get(7, 1, 150, 100)).toBe(ds[1]);
-    expect(h.get(7, 1, 202, 100)).toBeNull(); // arrived at 101: too old to arrive in time
-    expect(h.get(8, 1, 150, 100)).toBeNull(); // another epoch
-    expect(h.get(7, 3, 150, 100)).toBeNull(); // never sent
+    ds.forEach((d, i) => h.put(V, d, 100 + i));
+    const got = h.get(V, 7, 1, 150, 100)!;
+    expect(got.equals(ds[1])).toBe(true);
+    got[13] |= 0x02;
+    expect(ds[1][13]).toBe(1); // a copy: flagging it touches nothing else
+    expect(h.get(V, 7, 1, 150, 100)![13]).toBe(1);
+    expect(h.get(V, 7, 1, 202, 100)).toBeNull(); // arrived at 101: too old to arrive in time
+    expect(h.get(V, 8, 1, 150, 100)).toBeNull(); // another epoch
+    expect(h.get(V, 7, 3, 150, 100)).toBeNull(); // never sent
+    expect(h.get(Track.AUDIO, 7, 1, 150, 100)).toBeNull(); // another track
   });
 
-  it('holds at most its capacity, overwriting the oldest', () => {
-    const h = new RetransmitHistory(5); // rounded up to 8
+  it('holds at most its slots per track and its bytes, overwriting the oldest', () => {
+    const h = new RetransmitHistory(5, 64 * 1024); // rounded up to 8 slots
     expect(h.capacity).toBe(8);
     const ds = datagrams(20);
-    ds.forEach((d) => h.put(d, 0));
-    expect(h.size).toBe(8);
-    expect(h.get(7, 11, 0, 10)).toBeNull();
-    expect(h.get(7, 12, 0, 10)).toBe(ds[12]);
+    ds.forEach((d) => h.put(V, d, 0));
+    expect(h.get(V, 7, 11, 0, 10)).toBeNull();
+    expect(h.get(V, 7, 12, 0, 10)!.equals(ds[12])).toBe(true);
+    const small = new RetransmitHistory(64, 4 * 50); // room for 4 datagrams of 50 bytes
+    const few = datagrams(10);
+    few.forEach((d) => small.put(V, d, 0));
+    expect(few.map((d, i) => small.get(V, 7, i, 0, 10) !== null)).toEqual([false, false, false, false, false, false, true, true, true, true]);
   });
 
-  it('lets go of what is older than the budget, so an idle stream holds nothing', () => {
-    const h = new RetransmitHistory(64);
-    datagrams(10).forEach((d, i) => h.put(d, i * 10));
-    h.prune(100, 30); // keeps those received at 70, 80 and 90
-    expect(h.size).toBe(3);
-    expect(h.get(7, 6, 100, 30)).toBeNull();
-    expect(h.get(7, 7, 100, 30)).not.toBeNull();
-    h.prune(1000, 30);
-    expect(h.size).toBe(0);
+  it('lets its memory go when the stream has been idle longer than the budget', () => {
+    const h = new RetransmitHistory(64, 64 * 1024);
+    expect(h.bytesHeld).toBe(0); // nothing until the first datagram
+    datagrams(10).forEach((d, i) => h.put(V, d, i * 10));
+    expect(h.bytesHeld).toBeGreaterThan(64 * 1024);
+    h.release(100, 30); // the latest arrived at 90
+    expect(h.bytesHeld).toBeGreaterThan(0);
+    h.release(121, 30);
+    expect(h.bytesHeld).toBe(0);
+    expect(h.get(V, 7, 9, 121, 1000)).toBeNull();
   });
 
-  it('starts over on a new epoch', () => {
-    const h = new RetransmitHistory(8);
-    datagrams(6).forEach((d) => h.put(d, 0));
-    const restarted = new MediaPacketizer({ producerId: 1, epoch: 8, maxDatagramBytes: 300 });
-    const [d0] = datagrams(1, restarted);
-    h.put(d0, 1);
-    expect(h.size).toBe(1);
-    expect(h.get(8, 0, 1, 10)).toBe(d0);
+  it('tells a restarted producer\'s datagrams from the old ones with the same seq', () => {
+    const h = new RetransmitHistory(8, 64 * 1024);
+    datagrams(6).forEach((d) => h.put(V, d, 0));
+    const [d0] = datagrams(1, new MediaPacketizer({ producerId: 1, epoch: 8, maxDatagramBytes: 300 }));
+    h.put(V, d0, 1);
+    expect(h.get(V, 8, 0, 1, 10)!.equals(d0)).toBe(true);
+    expect(h.get(V, 7, 0, 1, 10)).toBeNull();
   });
 });
 

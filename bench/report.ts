@@ -1,0 +1,90 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { BenchRun } from './run.ts';
+
+/** docs/BENCHMARKS.md's table and an SVG plot of delivered datagrams/s against subscribers. */
+export function writeReport(run: BenchRun, docsDir: string): void {
+  mkdirSync(docsDir, { recursive: true });
+  const rows = run.cells.flatMap((c) => {
+    const base = c.relays.find((r) => r.kind === 'baseline');
+    return c.relays.map((r) => {
+      const ratio = base && base.deliveredPerS > 0 && r.kind !== 'baseline' ? `${((100 * r.deliveredPerS) / base.deliveredPerS).toFixed(0)}%` : '';
+      const perSub = Math.round(((r.rssKiB.withSubscribers - r.rssKiB.withProducers) * 1024) / c.subscribers);
+      return `| ${c.bytes} | ${c.subscribers} | ${c.producers} | ${r.kind} | ${r.sustainedIngressPerS.toLocaleString('en')} | ${r.deliveredPerS.toLocaleString('en')}${r.sourceLimited ? ' ≥' : ''} | ${r.deliveredMbitPerS} | ${ratio} | ${r.latencyUs.p50} / ${r.latencyUs.p99} / ${r.latencyUs.p999} | ${r.latencyAtTenthUs.p50} / ${r.latencyAtTenthUs.p99} / ${r.latencyAtTenthUs.p999} | ${r.cpuPctAtHalf} | ${(r.rssKiB.end / 1024).toFixed(1)} | ${perSub} |`;
+    });
+  });
+  const table = [
+    '| bytes | subscribers | producers | relay | ingress/s (≤0.1% loss) | delivered/s | Mbit/s | broker/baseline | latency p50 / p99 / p99.9 µs at half rate | at a tenth | CPU % at half | RSS MiB | RSS B/subscriber |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+  writeFileSync(join(docsDir, 'bench-delivered.svg'), plot(run));
+  writeFileSync(join(docsDir, 'benchmarks.json'), `${JSON.stringify(run, null, 2)}\n`);
+  const m = run.machine;
+  const ratios = run.cells.map((c) => {
+    const get = (k: string) => c.relays.find((r) => r.kind === k)?.deliveredPerS ?? 0;
+    const b = get('baseline');
+    return b > 0 && get('broker') > 0 ? `${c.bytes} B × ${c.subscribers} subscribers × ${c.producers} producers: ${((100 * get('broker')) / b).toFixed(0)}%` : null;
+  }).filter((x) => x !== null);
+  writeFileSync(join(docsDir, 'BENCHMARKS.md'), `# Benchmarks
+
+Written by \`${run.command}\` (bench/run.ts, bench/report.ts) on ${run.when.slice(0, 10)}: ${m.cpus} cores (${m.model}),
+${m.memGiB} GiB, Node ${m.node}; ${m.pinned ? 'the relay pinned to core 0 with taskset, producers and subscribers on core 1' : 'not pinned'};
+subscribers read with ${m.sinks === 'c' ? 'recvmmsg in C (bench/csink.c, built with gcc: Node\'s receive path would cap every figure near 200k/s)' : 'Node'}; loopback; trials of ${run.trialMs} ms.
+Raw figures: [benchmarks.json](benchmarks.json).
+
+How each row is measured: the relay runs as its own process; synthetic producers (bench/source.ts, on protocol/)
+announce and send real MEDIA datagrams at an exact rate with the send time (CLOCK_MONOTONIC) in the payload; subscribers
+validate their address and subscribe as clients do. The ingress rate doubles from a low start until more than 0.1% of
+the datagrams due at the subscribers is missing or arrives 100 ms or more late (too late for a live stream), then 4
+bisection steps narrow it; *delivered/s* is what the subscribers got at the highest passing rate. Latency is the time
+from the producer's send to the subscriber's receive, through the relay, over 3 s at half and at a tenth of that rate,
+after everything above has warmed the relay up. RSS per subscriber is the relay's RSS growth when the subscribers
+joined, divided by their number (noisy below 1000). *broker* is Framecast's broker/main.ts with every feature on
+(address validation, leases, loss-recovery history, stats); *baseline* is bench/baseline-relay.ts, a plain node:dgram
+relay (receive, send the same Buffer to each subscriber, nothing else); *connected* is the same relay with one
+connected socket per subscriber (reuseAddr on the relay's port), to show what Node's per-send address handling costs.
+
+Broker as a share of the baseline's delivered datagrams/s, same run:
+${ratios.map((r) => `- ${r}`).join('\n')}
+
+${table}
+
+![delivered datagrams/s against subscribers](bench-delivered.svg)
+`);
+}
+
+function plot(run: BenchRun): string {
+  const W = 640, H = 400, L = 70, B = 50, T = 30, R = 150;
+  const series = new Map<string, { x: number; y: number }[]>();
+  for (const c of run.cells) {
+    for (const r of c.relays) {
+      const key = `${r.kind} ${c.bytes} B, ${c.producers} prod`;
+      const s = series.get(key) ?? [];
+      s.push({ x: c.subscribers, y: r.deliveredPerS });
+      series.set(key, s);
+    }
+  }
+  const xs = [...new Set(run.cells.map((c) => c.subscribers))].sort((a, b) => a - b);
+  const maxY = Math.max(1, ...[...series.values()].flat().map((p) => p.y));
+  const xPos = (x: number) => L + (xs.length === 1 ? 0 : (xs.indexOf(x) / (xs.length - 1)) * (W - L - R));
+  const yPos = (y: number) => H - B - (y / maxY) * (H - B - T);
+  const colours = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f'];
+  const lines = [...series.entries()].map(([name, pts], i) => {
+    const c = colours[i % colours.length];
+    const dash = name.startsWith('baseline') ? ' stroke-dasharray="5,4"' : '';
+    const d = pts.sort((a, b) => a.x - b.x).map((p, k) => `${k === 0 ? 'M' : 'L'}${xPos(p.x).toFixed(1)},${yPos(p.y).toFixed(1)}`).join(' ');
+    return `<path d="${d}" fill="none" stroke="${c}" stroke-width="2"${dash}/><text x="${W - R + 8}" y="${T + 14 * i}" font-size="11" fill="${c}">${name}</text>`;
+  });
+  const yTicks = [0, 0.25, 0.5, 0.75, 1].map((f) => `<text x="${L - 6}" y="${yPos(f * maxY) + 4}" font-size="11" text-anchor="end">${Math.round((f * maxY) / 1000)}k</text><line x1="${L}" x2="${W - R}" y1="${yPos(f * maxY)}" y2="${yPos(f * maxY)}" stroke="#ddd"/>`);
+  const xTicks = xs.map((x) => `<text x="${xPos(x)}" y="${H - B + 16}" font-size="11" text-anchor="middle">${x}</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${L}" y="18" font-size="13">Delivered datagrams/s at ≤0.1% loss (solid: broker, dashed: plain node:dgram relay)</text>
+${yTicks.join('\n')}
+${xTicks.join('\n')}
+<text x="${(L + W - R) / 2}" y="${H - 12}" font-size="12" text-anchor="middle">subscribers</text>
+${lines.join('\n')}
+</svg>
+`;
+}

@@ -1,0 +1,311 @@
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
+import { percentile, HIST_BUCKETS, type RelayKind } from './wire.ts';
+import { writeReport } from './report.ts';
+
+/**
+ * `npm run bench` (issue 6): the broker, as its own process pinned to one core, against a
+ * plain node:dgram relay, fed by synthetic producers and read by subscriber processes pinned
+ * to the other core, all on loopback. For each cell of the matrix and each relay: the highest
+ * ingress rate with at most 0.1% loss at the subscribers (doubling, then bisection), what that
+ * delivers, latency at half that rate after a warm-up, CPU and memory.
+ */
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAX_LOSS = 0.001;
+
+export interface Latency { readonly p50: number; readonly p99: number; readonly p999: number; readonly atIngressPerS: number; readonly samples: number }
+export interface Cell { readonly bytes: number; readonly subscribers: number; readonly producers: number }
+export interface RelayResult {
+  readonly kind: RelayKind;
+  /** Highest ingress (datagrams/s from producers) with loss ≤ 0.1%, and what the subscribers got then. */
+  readonly sustainedIngressPerS: number;
+  readonly deliveredPerS: number;
+  readonly deliveredMbitPerS: number;
+  readonly lossAtSustained: number;
+  /** The source could not send faster: the figure is a floor, not the relay's limit. */
+  readonly sourceLimited: boolean;
+  readonly latencyUs: Latency;
+  readonly latencyAtTenthUs: Latency;
+  readonly cpuPctAtHalf: number;
+  readonly rssKiB: { readonly start: number; readonly withProducers: number; readonly withSubscribers: number; readonly end: number };
+  readonly trials: readonly { readonly rate: number; readonly sent: number; readonly loss: number }[];
+}
+export interface CellResult extends Cell { readonly relays: readonly RelayResult[] }
+export interface BenchRun {
+  readonly when: string;
+  readonly machine: { readonly cpus: number; readonly model: string; readonly memGiB: number; readonly node: string; readonly pinned: boolean; readonly sinks: 'c' | 'node' };
+  readonly command: string;
+  readonly trialMs: number;
+  readonly cells: readonly CellResult[];
+}
+
+const program = new Command('bench')
+  .option('--quick', 'a tiny matrix with short trials (what npm test runs)')
+  .option('--sizes <list>', 'datagram sizes', '1200,8192')
+  .option('--subscribers <list>', 'subscriber counts', '1,10,100,1000')
+  .option('--producers <list>', 'producer counts', '1,100')
+  .option('--relays <list>', 'relays to measure', 'broker,baseline')
+  .option('--trial-ms <ms>', 'length of each trial', '1000')
+  .option('--bisect <n>', 'bisection steps after the first failing rate', '4')
+  .option('--out <file>', 'JSON results', join(ROOT, 'bench/results/latest.json'))
+  .option('--docs', 'rewrite docs/BENCHMARKS.md and its plot from the results')
+  .option('--broker-arg <arg...>', 'extra broker flags, e.g. --broker-arg=--latency-ms=0')
+  .option('--node-arg <arg...>', 'extra node flags for the relays, e.g. --node-arg=--max-semi-space-size=64')
+  .option('--sinks <kind>', 'subscriber processes: c (recvmmsg, built with gcc; the default where gcc is) or node', '');
+program.parse(process.argv);
+const o = program.opts();
+const list = (v: string) => v.split(',').map(Number);
+const quick = o.quick === true;
+const sizes = quick ? [1200] : list(o.sizes);
+const subscriberCounts = quick ? [1, 3] : list(o.subscribers);
+const producerCounts = quick ? [1] : list(o.producers);
+const relays = (o.relays as string).split(',') as RelayKind[];
+const trialMs = quick ? 200 : Number(o.trialMs);
+const bisectSteps = quick ? 1 : Number(o.bisect);
+/** The latency run is longer than a trial: its tail is what it is for. */
+const latencyMs = quick ? trialMs : Math.max(3000, trialMs);
+const pinned = cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
+const sinkKind: 'c' | 'node' = o.sinks === 'node' ? 'node' : o.sinks === 'c' || spawnSync('gcc', ['--version']).status === 0 ? 'c' : 'node';
+const CSINK = join(ROOT, 'bench/.build/csink');
+if (sinkKind === 'c') {
+  mkdirSync(dirname(CSINK), { recursive: true });
+  const cc = spawnSync('gcc', ['-O2', '-o', CSINK, join(ROOT, 'bench/csink.c')], { encoding: 'utf8' });
+  if (cc.status !== 0) {
+    process.stderr.write(`bench: cannot build bench/csink.c: ${cc.stderr || cc.error?.message}\n`);
+    process.exit(2);
+  }
+}
+
+interface SinkReport { received: number; late: number; samples: number; hist: [number, number][] }
+/** A subscriber process: Node (bench/sink.ts, IPC) or C (bench/csink.c, lines on stdin/stdout). */
+interface Sink { reset(latency: boolean): Promise<void>; report(): Promise<SinkReport>; exit(): Promise<void> }
+
+async function startSink(kind: RelayKind, port: number, producerIds: number[]): Promise<Sink> {
+  if (sinkKind === 'node') {
+    const c = helper('bench/sink.ts');
+    await ask(c, { cmd: 'init', kind, port, producerIds }, 'ready');
+    return {
+      reset: async (latency) => { await ask(c, { cmd: 'reset', latency }, 'reset'); },
+      report: () => ask<SinkReport>(c, { cmd: 'report' }, 'report'),
+      exit: () => new Promise((r) => { c.once('exit', () => r()); c.send({ cmd: 'exit' }); }),
+    };
+  }
+  const c = spawn(CSINK, [String(port), kind, ...producerIds.map(String)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  children.add(c);
+  let buf = '';
+  const waiting: ((line: string) => void)[] = [];
+  c.stdout!.setEncoding('utf8');
+  c.stdout!.on('data', (chunk: string) => {
+    buf += chunk;
+    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      waiting.shift()?.(line);
+    }
+  });
+  const line = (send?: string) => new Promise<string>((resolve) => {
+    waiting.push(resolve);
+    if (send !== undefined) c.stdin!.write(`${send}\n`);
+  });
+  await line();
+  pin(c.pid!, 1);
+  return {
+    reset: async (latency) => { await line(`reset ${latency ? 1 : 0}`); },
+    report: async () => {
+      const [, received, late, samples, ...hist] = (await line('report')).split(' ');
+      return { received: Number(received), late: Number(late), samples: Number(samples), hist: hist.map((h) => h.split(':').map(Number) as [number, number]) };
+    },
+    exit: () => new Promise((r) => { c.once('exit', () => r()); c.stdin!.write('quit\n'); }),
+  };
+}
+
+const children = new Set<ChildProcess>();
+const killAll = (): void => { for (const c of children) c.kill('SIGKILL'); };
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => { killAll(); process.exit(130); });
+
+function pin(pid: number, core: number): void {
+  if (pinned) spawnSync('taskset', ['-a', '-p', '-c', String(core), String(pid)], { stdio: 'ignore' });
+}
+
+function rssKiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : 0;
+}
+function cpuTicks(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+}
+
+async function startRelay(kind: RelayKind): Promise<{ proc: ChildProcess; port: number }> {
+  const script = kind === 'broker' ? 'broker/main.ts' : 'bench/baseline-relay.ts';
+  const args = kind === 'connected' ? ['--connected'] : kind === 'broker'
+    ? ['--host', '127.0.0.1', '--port', '0', '--stats-interval-s', '0', '--max-control-rate', '1000000', '--max-subscribers', '1000000', ...((o.brokerArg as string[] | undefined) ?? [])]
+    : [];
+  const proc = spawn(process.execPath, [...((o.nodeArg as string[] | undefined) ?? []), '--import', 'tsx', script, ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.add(proc);
+  const port = await new Promise<number>((resolve, reject) => {
+    let out = '';
+    proc.stdout!.on('data', (b: Buffer) => {
+      out += b.toString();
+      const m = /listening on 127\.0\.0\.1:(\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    proc.once('exit', (code) => reject(new Error(`${kind} exited with ${code} before listening`)));
+  });
+  pin(proc.pid!, 0);
+  return { proc, port };
+}
+
+function helper(script: string, core = 1): ChildProcess {
+  const c = fork(join(ROOT, script), [], { execArgv: ['--import', 'tsx'], cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.add(c);
+  pin(c.pid!, core);
+  return c;
+}
+
+function ask<T>(c: ChildProcess, msg: Record<string, unknown>, reply: string): Promise<T> {
+  return new Promise((resolve) => {
+    const on = (m: { cmd: string }): void => {
+      if (m.cmd !== reply) return;
+      c.off('message', on);
+      resolve(m as T);
+    };
+    c.on('message', on);
+    c.send(msg);
+  });
+}
+
+async function measure(kind: RelayKind, cell: Cell): Promise<RelayResult> {
+  const relay = await startRelay(kind);
+  const pid = relay.proc.pid!;
+  try {
+    const rssStart = rssKiB(pid);
+    const producerIds = Array.from({ length: cell.producers }, (_, i) => 0x100000 + i);
+    const source = helper('bench/source.ts', Number(process.env.BENCH_SOURCE_CORE ?? 1));
+    await ask(source, { cmd: 'init', kind, port: relay.port, producerIds, bytes: cell.bytes }, 'ready');
+    const rssProducers = rssKiB(pid);
+    // Subscriber i watches producer i mod P; a sink process holds up to 500 sockets.
+    const perProducer = producerIds.map((_, p) => Math.floor(cell.subscribers / cell.producers) + (p < cell.subscribers % cell.producers ? 1 : 0));
+    const assignment = Array.from({ length: cell.subscribers }, (_, i) => producerIds[i % cell.producers]);
+    const sinks: Sink[] = [];
+    for (let i = 0; i < assignment.length; i += 500) sinks.push(await startSink(kind, relay.port, assignment.slice(i, i + 500)));
+    const rssSubscribers = rssKiB(pid);
+    const trials: { rate: number; sent: number; loss: number }[] = [];
+
+    const trial = async (rate: number, latency = false, ms = trialMs) => {
+      await Promise.all(sinks.map((s) => s.reset(latency)));
+      const t0 = cpuTicks(pid);
+      const { sent } = await ask<{ sent: number[] }>(source, { cmd: 'run', rate, ms }, 'ran');
+      const cpu = (cpuTicks(pid) - t0) / 100 / (ms / 1000);
+      // Wait until nothing more arrives: a relay behind at the end of a trial must not spill
+      // its backlog into the next one (it would count there, and load it).
+      let reports = await Promise.all(sinks.map((s) => s.report()));
+      for (let last = -1, now = 0; ; last = now) {
+        now = reports.reduce((n, r) => n + r.received, 0);
+        if (now === last) break;
+        await new Promise((r) => setTimeout(r, 60));
+        reports = await Promise.all(sinks.map((s) => s.report()));
+      }
+      const expected = sent.reduce((n, k, p) => n + k * perProducer[p], 0);
+      // Delivered means in time for a live stream: 100 ms or more late counts as lost.
+      const received = reports.reduce((n, r) => n + r.received - r.late, 0);
+      const totalSent = sent.reduce((a, b) => a + b, 0);
+      const loss = expected === 0 ? 1 : Math.max(0, 1 - received / expected);
+      trials.push({ rate, sent: totalSent, loss: Number(loss.toFixed(5)) });
+      return { loss, received, totalSent, cpu, reports, sourceShort: totalSent < 0.95 * (rate * ms) / 1000 };
+    };
+
+    // Warm-up (JIT, caches), then double until loss appears, then bisect.
+    const fanOut = cell.subscribers / Math.min(cell.subscribers, cell.producers) ;
+    const r0 = Math.max(200, Math.round(20_000 / fanOut));
+    await trial(r0);
+    let lo = 0;
+    let hi = 0;
+    let best: Awaited<ReturnType<typeof trial>> | null = null;
+    let sourceLimited = false;
+    for (let r = r0; ; r *= 2) {
+      const t = await trial(r);
+      if (t.loss <= MAX_LOSS && !t.sourceShort) {
+        lo = r;
+        best = t;
+        if (r >= 2_000_000) break;
+      } else {
+        hi = r;
+        sourceLimited = t.sourceShort && t.loss <= MAX_LOSS;
+        break;
+      }
+    }
+    for (let i = 0; i < bisectSteps && hi > 0 && !sourceLimited; i++) {
+      const mid = Math.round((lo + hi) / 2);
+      const t = await trial(mid);
+      if (t.loss <= MAX_LOSS && !t.sourceShort) {
+        lo = mid;
+        best = t;
+      } else hi = mid;
+    }
+    // Latency at half the sustained rate, after all the above has warmed everything up.
+    const half = Math.max(100, Math.round(lo / 2));
+    const lat = await trial(half, true, latencyMs);
+    const latencyOf = (t: Awaited<ReturnType<typeof trial>>, ingress: number) => {
+      const hist = new Float64Array(HIST_BUCKETS);
+      let samples = 0;
+      for (const r of t.reports) for (const [us, n] of r.hist) { hist[us] += n; samples += n; }
+      return { p50: percentile(hist, samples, 0.5), p99: percentile(hist, samples, 0.99), p999: percentile(hist, samples, 0.999), atIngressPerS: ingress, samples };
+    };
+    // And at a tenth, the load at which the reference figures in issue 6 were taken.
+    const tenth = Math.max(50, Math.round(lo / 10));
+    const light = await trial(tenth, true, latencyMs);
+    const delivered = best === null ? 0 : best.received / (trialMs / 1000);
+    await Promise.all([new Promise((r) => { source.once('exit', r); source.send({ cmd: 'exit' }); }), ...sinks.map((s) => s.exit())]);
+    return {
+      kind, sustainedIngressPerS: lo, deliveredPerS: Math.round(delivered), deliveredMbitPerS: Number(((delivered * cell.bytes * 8) / 1e6).toFixed(1)),
+      lossAtSustained: best?.loss ?? 1, sourceLimited,
+      latencyUs: latencyOf(lat, half),
+      latencyAtTenthUs: latencyOf(light, tenth),
+      cpuPctAtHalf: Math.round(lat.cpu * 100),
+      rssKiB: { start: rssStart, withProducers: rssProducers, withSubscribers: rssSubscribers, end: rssKiB(pid) },
+      trials,
+    };
+  } finally {
+    relay.proc.kill('SIGKILL');
+    children.delete(relay.proc);
+  }
+}
+
+const cells: CellResult[] = [];
+const header = 'bytes  subs  prods  relay      ingress/s  delivered/s  Mbit/s  vs base  µs p50/p99/p99.9 at 1/2  at 1/10          CPU%  RSS MiB  B/sub';
+process.stdout.write(`Framecast benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, ${pinned ? 'relay pinned to core 0, load on core 1' : 'not pinned (no taskset or one core)'}, ` +
+  `subscribers in ${sinkKind === 'c' ? 'C (recvmmsg)' : 'Node'}, trials ${trialMs} ms\n${header}\n`);
+for (const bytes of sizes) {
+  for (const producers of producerCounts) {
+    for (const subscribers of subscriberCounts) {
+      const cell = { bytes, subscribers, producers };
+      const results: RelayResult[] = [];
+      for (const kind of relays) results.push(await measure(kind, cell));
+      const base = results.find((r) => r.kind === 'baseline');
+      for (const r of results) {
+        const ratio = base && base.deliveredPerS > 0 ? `${((100 * r.deliveredPerS) / base.deliveredPerS).toFixed(0)}%` : '-';
+        const perSub = Math.round(((r.rssKiB.withSubscribers - r.rssKiB.withProducers) * 1024) / subscribers);
+        process.stdout.write(`${String(bytes).padStart(5)}  ${String(subscribers).padStart(4)}  ${String(producers).padStart(5)}  ${r.kind.padEnd(9)}  ${String(r.sustainedIngressPerS).padStart(9)}  ${String(r.deliveredPerS).padStart(11)}  ${String(r.deliveredMbitPerS).padStart(6)}  ${ratio.padStart(7)}   ${`${r.latencyUs.p50}/${r.latencyUs.p99}/${r.latencyUs.p999}`.padEnd(18)}  ${`${r.latencyAtTenthUs.p50}/${r.latencyAtTenthUs.p99}/${r.latencyAtTenthUs.p999}`.padEnd(16)}  ${String(r.cpuPctAtHalf).padStart(4)}  ${(r.rssKiB.end / 1024).toFixed(1).padStart(7)}  ${String(perSub).padStart(5)}${r.sourceLimited ? '  (source-limited)' : ''}\n`);
+      }
+      cells.push({ ...cell, relays: results });
+    }
+  }
+}
+const run: BenchRun = {
+  when: new Date().toISOString(),
+  machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, pinned, sinks: sinkKind },
+  command: `npm run bench --${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
+  trialMs, cells,
+};
+mkdirSync(dirname(o.out), { recursive: true });
+writeFileSync(o.out, `${JSON.stringify(run, null, 2)}\n`);
+process.stdout.write(`results: ${o.out}\n`);
+if (o.docs === true) writeReport(run, join(ROOT, 'docs'));
+killAll();
+process.exit(0);

@@ -1,0 +1,109 @@
+import dgram from 'node:dgram';
+import { decode, encodeControl, MessageType, Role, Status } from '../protocol/index.ts';
+import { HIST_BUCKETS, isMedia, REGISTER, REGISTERED, SEND_TIME_OFFSET, sharedNowMs, type RelayKind } from './wire.ts';
+
+/**
+ * Subscriber sockets for the benchmark, run as a child process with IPC. Each socket proves
+ * its address and subscribes as a client does (PROTOCOL.md §4.9, §4.2), or registers with the
+ * baseline, then counts what it receives and, when asked, its latency.
+ */
+interface Init { kind: RelayKind; port: number; producerIds: number[] }
+
+const sockets: dgram.Socket[] = [];
+let received = 0;
+/** Datagrams that took 100 ms or more: too late for a live stream, counted as lost (see csink.c). */
+let late = 0;
+let measureLatency = false;
+const hist = new Uint32Array(HIST_BUCKETS);
+let samples = 0;
+
+function onMedia(msg: Buffer): void {
+  received++;
+  const us = Math.round((sharedNowMs() - msg.readDoubleLE(SEND_TIME_OFFSET)) * 1000);
+  if (us >= HIST_BUCKETS) late++;
+  if (!measureLatency) return;
+  hist[us < 0 ? 0 : us >= HIST_BUCKETS ? HIST_BUCKETS - 1 : us]++;
+  samples++;
+}
+
+/** Sends `msg` until `done(reply)` says yes, retrying every 200 ms. */
+function exchange(s: dgram.Socket, port: number, msg: () => Buffer, done: (reply: Buffer) => boolean): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const onReply = (reply: Buffer): void => {
+      if (!done(reply)) return;
+      clearInterval(timer);
+      s.off('message', onReply);
+      resolve(reply);
+    };
+    s.on('message', onReply);
+    const timer = setInterval(() => s.send(msg(), port, '127.0.0.1'), 200);
+    s.send(msg(), port, '127.0.0.1');
+  });
+}
+
+async function join(s: dgram.Socket, init: Init, producerId: number): Promise<void> {
+  const port = init.port;
+  if (init.kind !== 'broker') {
+    const reg = Buffer.alloc(5);
+    reg[0] = REGISTER;
+    reg.writeUInt32BE(producerId, 1);
+    await exchange(s, port, () => reg, (r) => r.length === 1 && r[0] === REGISTERED);
+    return;
+  }
+  const ack = (r: Buffer, requestId: number) => {
+    if (isMedia(r)) return null;
+    try {
+      const m = decode(r);
+      return m.type === MessageType.ACK && m.requestId === requestId ? m : null;
+    } catch {
+      return null;
+    }
+  };
+  const challenge = await exchange(s, port, () => encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }), (r) => ack(r, 1) !== null);
+  const token = ack(challenge, 1)!.detail.token!;
+  await exchange(s, port, () => encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 2, token }), (r) => ack(r, 2)?.status === Status.OK);
+  await exchange(s, port, () => encodeControl({ type: MessageType.SUBSCRIBE, producerId, requestId: 3 }), (r) => ack(r, 3)?.status === Status.OK);
+}
+
+process.on('message', (raw: { cmd: string } & Record<string, unknown>) => {
+  void (async () => {
+    switch (raw.cmd) {
+      case 'init': {
+        const init = raw as unknown as Init & { cmd: string };
+        for (let i = 0; i < init.producerIds.length; i++) {
+          const s = dgram.createSocket('udp4');
+          await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+          s.setRecvBufferSize(1024 * 1024);
+          sockets.push(s);
+        }
+        // Join 50 at a time: the broker's answers are small, but a thousand at once would be a burst.
+        for (let i = 0; i < sockets.length; i += 50) {
+          await Promise.all(sockets.slice(i, i + 50).map((s, k) => join(s, init, init.producerIds[i + k])));
+        }
+        for (const s of sockets) s.on('message', (msg) => { if (isMedia(msg)) onMedia(msg); });
+        if (init.kind === 'broker') {
+          const hb = encodeControl({ type: MessageType.HEARTBEAT, producerId: 0, requestId: 0, role: Role.CLIENT });
+          setInterval(() => { for (const s of sockets) s.send(hb, init.port, '127.0.0.1'); }, 1000).unref();
+        }
+        process.send!({ cmd: 'ready' });
+        return;
+      }
+      case 'reset':
+        received = 0;
+        late = 0;
+        measureLatency = raw.latency === true;
+        hist.fill(0);
+        samples = 0;
+        process.send!({ cmd: 'reset' });
+        return;
+      case 'report': {
+        const sparse: [number, number][] = [];
+        if (samples > 0) for (let i = 0; i < hist.length; i++) if (hist[i] > 0) sparse.push([i, hist[i]]);
+        process.send!({ cmd: 'report', received, late, samples, hist: sparse });
+        return;
+      }
+      case 'exit':
+        process.exit(0);
+    }
+  })();
+});

@@ -1,0 +1,49 @@
+import { encodeMedia, MEDIA_HEADER_BYTES, MessageType, Track } from '../protocol/index.ts';
+
+/**
+ * The benchmark's datagrams: real MEDIA (one fragment per frame, so the broker checks and
+ * forwards them as it would a stream), with the send time in the payload's first 8 bytes.
+ */
+export const SEND_TIME_OFFSET = MEDIA_HEADER_BYTES;
+
+/** Milliseconds on CLOCK_MONOTONIC, which every process on this machine shares (the C sink reads it too). */
+export function sharedNowMs(): number {
+  const [s, ns] = process.hrtime();
+  return s * 1e3 + ns / 1e6;
+}
+
+export function benchDatagram(producerId: number, bytes: number): Buffer {
+  const payload = Buffer.alloc(bytes - MEDIA_HEADER_BYTES, 0x5a);
+  return encodeMedia({
+    producerId, epoch: 1, track: Track.VIDEO, flags: 1, fragIndex: 0, fragCount: 1, seq: 0, frameNo: 0,
+    timestampMs: 0, frameBytes: payload.length, fragOffset: 0, payload,
+  });
+}
+
+/** Numbers a pooled datagram for sending: producer, seq and frame number, send time. */
+export function stamp(d: Buffer, producerId: number, seq: number): void {
+  d.writeUInt32BE(producerId, 4);
+  d.writeUInt32BE(seq >>> 0, 20);
+  d.writeUInt32BE(seq >>> 0, 24);
+  d.writeDoubleLE(sharedNowMs(), SEND_TIME_OFFSET);
+}
+
+/** The baseline relay's registration: [0xFF, producer ID]; answered with [0xFE]. */
+export const REGISTER = 0xff;
+export const REGISTERED = 0xfe;
+export const isMedia = (d: Buffer): boolean => d.length > 3 && d[3] === MessageType.MEDIA;
+
+export type RelayKind = 'broker' | 'baseline' | 'connected';
+
+/** Latency histogram: 1 µs buckets up to 100 ms, the rest in the last bucket. */
+export const HIST_BUCKETS = 100_000;
+
+export function percentile(hist: ArrayLike<number>, total: number, p: number): number {
+  const want = Math.ceil(total * p);
+  let seen = 0;
+  for (let i = 0; i < hist.length; i++) {
+    seen += hist[i];
+    if (seen >= want) return i;
+  }
+  return hist.length - 1;
+}

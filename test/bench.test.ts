@@ -1,0 +1,34 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import type { BenchRun } from '../bench/run.ts';
+import { Proc } from './helpers/procs.ts';
+
+// The benchmark harness on a tiny matrix, so it cannot rot (issue 6). No timing is asserted:
+// only that every relay was measured, delivered something, and the figures hang together.
+it('npm run bench runs end to end on a tiny matrix', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'framecast-bench-'));
+  try {
+    const out = join(dir, 'bench.json');
+    const p = new Proc('bench/run.ts', ['--quick', '--out', out]);
+    await p.waitFor(/^results: /, 60_000);
+    expect((await p.exited).code).toBe(0);
+    const run = JSON.parse(readFileSync(out, 'utf8')) as BenchRun;
+    expect(run.cells.map((c) => c.subscribers)).toEqual([1, 3]);
+    for (const c of run.cells) {
+      expect(c.relays.map((r) => r.kind)).toEqual(['broker', 'baseline']);
+      for (const r of c.relays) {
+        expect(r.sustainedIngressPerS).toBeGreaterThan(0);
+        expect(r.deliveredPerS).toBeGreaterThan(0);
+        expect(r.lossAtSustained).toBeLessThanOrEqual(0.001);
+        expect(r.latencyUs.samples).toBeGreaterThan(0);
+        expect(r.latencyUs.p50).toBeLessThanOrEqual(r.latencyUs.p99);
+        expect(r.rssKiB.end).toBeGreaterThan(0);
+      }
+    }
+    expect(p.stdoutLines.some((l) => /^ 1200 +3 +1 +broker/.test(l))).toBe(true); // the table
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 90_000);
