@@ -9,13 +9,12 @@ export function writeReport(run: BenchRun, docsDir: string): void {
     const base = c.relays.find((r) => r.kind === 'baseline');
     return c.relays.map((r) => {
       const ratio = base && base.deliveredPerS > 0 && r.kind !== 'baseline' ? `${((100 * r.deliveredPerS) / base.deliveredPerS).toFixed(0)}%` : '';
-      const perSub = Math.round(((r.rssKiB.withSubscribers - r.rssKiB.withProducers) * 1024) / c.subscribers);
-      return `| ${c.bytes} | ${c.subscribers} | ${c.producers} | ${r.kind} | ${r.sustainedIngressPerS.toLocaleString('en')} | ${r.deliveredPerS.toLocaleString('en')}${r.sourceLimited ? ' ≥' : ''} | ${r.deliveredMbitPerS} | ${ratio} | ${r.latencyUs.p50} / ${r.latencyUs.p99} / ${r.latencyUs.p999} | ${r.latencyAtTenthUs.p50} / ${r.latencyAtTenthUs.p99} / ${r.latencyAtTenthUs.p999} | ${r.cpuPctAtHalf} | ${(r.rssKiB.end / 1024).toFixed(1)} | ${perSub} |`;
+      return `| ${c.bytes} | ${c.subscribers} | ${c.producers} | ${r.kind} | ${r.sustainedIngressPerS.toLocaleString('en')} | ${r.deliveredPerS.toLocaleString('en')}${r.sourceLimited ? ' ≥' : ''} | ${r.deliveredMbitPerS} | ${ratio} | ${r.latencyUs.p50} / ${r.latencyUs.p99} / ${r.latencyUs.p999} | ${r.latencyAtTenthUs.p50} / ${r.latencyAtTenthUs.p99} / ${r.latencyAtTenthUs.p999} | ${r.cpuPctAtHalf} | ${(r.rssKiB.end / 1024).toFixed(1)} | ${r.idleBytesPerSubscriber} | ${r.idleBytesPerProducer} |`;
     });
   });
   const table = [
-    '| bytes | subscribers | producers | relay | ingress/s (≤0.1% loss) | delivered/s | Mbit/s | broker/baseline | latency p50 / p99 / p99.9 µs at half rate | at a tenth | CPU % at half | RSS MiB | RSS B/subscriber |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| bytes | subscribers | producers | relay | ingress/s (≤0.1% loss) | delivered/s | Mbit/s | broker/baseline | latency p50 / p99 / p99.9 µs at half rate | at a tenth | CPU % at half | RSS MiB | RSS B per idle subscriber | per idle producer |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
   ].join('\n');
   writeFileSync(join(docsDir, 'bench-delivered.svg'), plot(run));
@@ -35,12 +34,13 @@ Raw figures: [benchmarks.json](benchmarks.json).
 
 How each row is measured: the relay runs as its own process; synthetic producers (bench/source.ts, on protocol/)
 announce and send real MEDIA datagrams at an exact rate with the send time (CLOCK_MONOTONIC) in the payload; subscribers
-validate their address and subscribe as clients do. The ingress rate doubles from a low start until more than 0.1% of
-the datagrams due at the subscribers is missing or arrives 100 ms or more late (too late for a live stream), then 4
-bisection steps narrow it; *delivered/s* is what the subscribers got at the highest passing rate. Latency is the time
+validate their address and subscribe as clients do. The ingress rate doubles from a low start until, in two trials in a row, more than
+0.1% of the datagrams due at the subscribers is missing or arrives 100 ms or more late (too late for a live stream),
+then 4 bisection steps narrow it; *delivered/s* is what the subscribers got at the highest passing rate. Latency is the time
 from the producer's send to the subscriber's receive, through the relay, over 3 s at half and at a tenth of that rate,
-after everything above has warmed the relay up. RSS per subscriber is the relay's RSS growth when the subscribers
-joined, divided by their number (noisy below 1000). *broker* is Framecast's broker/main.ts with every feature on
+after everything above has warmed the relay up. RSS per idle subscriber (producer) is the relay's RSS growth when as
+many subscribers (producers) again joined after the traffic, with nothing flowing, over 2 s, divided by their number:
+noisy below 1000 subscribers and 100 producers, where the heap's own growth steps dominate. *broker* is Framecast's broker/main.ts with every feature on
 (address validation, leases, loss-recovery history, stats); *baseline* is bench/baseline-relay.ts, a plain node:dgram
 relay (receive, send the same Buffer to each subscriber, nothing else); *connected* is the same relay with one
 connected socket per subscriber (reuseAddr on the relay's port), to show what Node's per-send address handling costs.

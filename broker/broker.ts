@@ -173,9 +173,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     c.mediaIn++;
     const subs = ch.subscribers;
     const n = subs.length;
+    const socket = this.#socket;
     for (let i = 0; i < n; i++) {
       const s = subs[i];
-      this.#socket.send(msg, s.port, s.address);
+      socket.send(msg, s.port, s.address);
     }
     c.datagramsOut += n;
     c.bytesOut += n * msg.length;

@@ -64,8 +64,8 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   producerSecrets: new Map(),
   announceWindowMs: 30_000,
   latencyMs: DEFAULT_LATENCY_MS,
-  historyDatagrams: 1024,
-  historyBytes: 512 * 1024,
+  historyDatagrams: 512,
+  historyBytes: 256 * 1024,
   maxRetransmitsPerSecondPerSubscriber: 1000,
   maxNaksPerSecondPerAddress: 200,
 });
