@@ -45,7 +45,13 @@ noisy below 1000 subscribers and 100 producers, where the heap's own growth step
 relay (receive, send the same Buffer to each subscriber, nothing else); *connected* is the same relay with one
 connected socket per subscriber (reuseAddr on the relay's port), to show what Node's per-send address handling costs.
 
-Broker as a share of the baseline's delivered datagrams/s, same run:
+${run.memory === null ? '' : `Memory the broker retains (bench/memory.ts: a Broker fed real HELLO, token and SUBSCRIBE datagrams, garbage
+collected before and after, the second of two batches so that growing the heap is not charged to the peers):
+- per idle subscriber: ${run.memory.heapBytesPerIdleSubscriber} B of heap, ${run.memory.rssBytesPerIdleSubscriber} B of RSS (over ${run.memory.subscribers.toLocaleString('en')} subscribers);
+- per idle producer: ${run.memory.heapBytesPerIdleProducer} B of heap (over ${run.memory.producers.toLocaleString('en')}); a streaming producer adds its loss-recovery
+  history, ${Math.round((run.memory.bytesPerStreamingProducer - run.memory.heapBytesPerIdleProducer) / 1024)} KiB by default (PROTOCOL.md §3.6).
+
+`}Broker as a share of the baseline's delivered datagrams/s, same run:
 ${ratios.map((r) => `- ${r}`).join('\n')}
 
 ${table}

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command } from 'commander';
 import { percentile, HIST_BUCKETS, type RelayKind } from './wire.ts';
+import type { MemoryFigures } from './memory.ts';
 import { writeReport } from './report.ts';
 
 /**
@@ -43,6 +44,8 @@ export interface BenchRun {
   readonly machine: { readonly cpus: number; readonly model: string; readonly memGiB: number; readonly node: string; readonly pinned: boolean; readonly sinks: 'c' | 'node' };
   readonly command: string;
   readonly trialMs: number;
+  /** The broker's retained memory per idle peer (bench/memory.ts); null in --quick runs. */
+  readonly memory: MemoryFigures | null;
   readonly cells: readonly CellResult[];
 }
 
@@ -302,6 +305,16 @@ async function measure(kind: RelayKind, cell: Cell): Promise<RelayResult> {
   }
 }
 
+// Retained memory first, in a process of its own with the garbage collector at hand.
+let memory: MemoryFigures | null = null;
+if (!quick) {
+  const out = join(ROOT, 'bench/.build/memory.json');
+  mkdirSync(dirname(out), { recursive: true });
+  const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/memory.ts', '--out', out], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  process.stdout.write(r.stdout);
+  if (r.status === 0) memory = JSON.parse(readFileSync(out, 'utf8')) as MemoryFigures;
+}
+
 const cells: CellResult[] = [];
 const header = 'bytes  subs  prods  relay      ingress/s  delivered/s  Mbit/s  vs base  µs p50/p99/p99.9 at 1/2  at 1/10          CPU%  RSS MiB  B/idle sub  B/idle prod';
 process.stdout.write(`Framecast benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, ${pinned ? 'relay pinned to core 0, load on core 1' : 'not pinned (no taskset or one core)'}, ` +
@@ -326,7 +339,7 @@ const run: BenchRun = {
   when: new Date().toISOString(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, pinned, sinks: sinkKind },
   command: `npm run bench --${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
-  trialMs, cells,
+  trialMs, memory, cells,
 };
 mkdirSync(dirname(o.out), { recursive: true });
 writeFileSync(o.out, `${JSON.stringify(run, null, 2)}\n`);

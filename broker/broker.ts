@@ -75,6 +75,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #controlRate: RateLimiter;
   readonly #nakRate: RateLimiter;
   #lastHintMs = -Infinity;
+  #queueFull = false;
+  #queueCheckedMs = -Infinity;
   /**
    * How long a datagram is kept for NAKs: two budgets, since a receiver learns of a loss only
    * when a later datagram arrives (up to a frame interval later) and then has a whole budget to
@@ -157,22 +159,22 @@ export class Broker extends EventEmitter<BrokerEvents> {
     p.lastHeardMs = now;
     if (!p.online) this.#setOnline(ch, p.address, p.port);
     const track = msg[12];
-    if (this.options.latencyMs > 0) ch.history.put(track, msg, now);
-    // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
-    // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
-    if (msg[14] === 0 && msg[15] === 0) ch.shedFrame[track] = this.#sendQueueFull() ? msg.readUInt32BE(24) : -1;
-    if (ch.shedFrame[track] >= 0 && ch.shedFrame[track] === msg.readUInt32BE(24)) {
-      if (msg[14] === 0 && msg[15] === 0) c.framesShed++;
-      c.mediaIn++;
-      c.datagramsShed += ch.subscribers.length;
-      return;
-    }
     if (track === Track.VIDEO) {
       ch.cacheVideo(msg, msg.readUInt32BE(8), msg.readUInt32BE(24), msg.readUInt16BE(14), msg.readUInt16BE(16));
     }
     c.mediaIn++;
     const subs = ch.subscribers;
     const n = subs.length;
+    if (n === 0) return; // nobody watches: nothing to send, nothing anyone could NAK
+    if (this.options.latencyMs > 0) ch.history.put(track, msg, now);
+    // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
+    // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
+    if (msg[14] === 0 && msg[15] === 0) ch.shedFrame[track] = this.#sendQueueFull(now) ? msg.readUInt32BE(24) : -1;
+    if (ch.shedFrame[track] >= 0 && ch.shedFrame[track] === msg.readUInt32BE(24)) {
+      if (msg[14] === 0 && msg[15] === 0) c.framesShed++;
+      c.datagramsShed += n;
+      return;
+    }
     const socket = this.#socket;
     for (let i = 0; i < n; i++) {
       const s = subs[i];
@@ -276,10 +278,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       });
       // Never more bytes to an unvalidated address than it sent (HELLO is padded to make room).
       if (challenge.length <= requestBytes) this.#sendCounted(challenge, rinfo.port, rinfo.address);
-      else {
-        this.counters.controlIn--;
-        this.counters.countDrop('FC_DROP_AMPLIFICATION');
-      }
+      else this.#dropControl('FC_DROP_AMPLIFICATION');
       return;
     }
     if (this.#clients.size >= this.options.maxClients) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
@@ -355,7 +354,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     c.naksIn++;
     const sub = this.#clients.get(key)!.subscriptions.get(m.producerId);
     const ch = this.#channels.get(m.producerId);
-    if (sub === undefined || ch === undefined) return c.countDrop('FC_DROP_NOT_SUBSCRIBED');
+    if (sub === undefined || ch === undefined) return this.#dropControl('FC_DROP_NOT_SUBSCRIBED');
     const now = this.#clock();
     if (this.#sendQueueFull()) {
       // Repairs would only lengthen the queue that is shedding frames.
@@ -391,7 +390,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** A subscriber's view of its reception (PROTOCOL.md §4.11), kept for stats. */
   #handleReport(m: ReceiverReportMessage, key: string): void {
     const sub = this.#clients.get(key)!.subscriptions.get(m.producerId);
-    if (sub === undefined) return this.counters.countDrop('FC_DROP_NOT_SUBSCRIBED');
+    if (sub === undefined) return this.#dropControl('FC_DROP_NOT_SUBSCRIBED');
     this.counters.reportsIn++;
     const { type: _t, producerId: _p, requestId: _r, ...report } = m;
     sub.report = report;
@@ -528,9 +527,20 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#sendCounted(encodeControl(m, Math.max(maxBytes, CONTROL_HEADER_BYTES + 512)), rinfo.port, rinfo.address);
   }
 
-  #sendQueueFull(): boolean {
-    const q = this.#socket.getSendQueueSize;
-    return q !== undefined && q.call(this.#socket) > this.options.maxSendQueueBytes;
+  /** A control datagram counted in controlIn turns out to be dropped: counted once, as a drop. */
+  #dropControl(code: string): void {
+    this.counters.controlIn--;
+    this.counters.countDrop(code);
+  }
+
+  /** Whether the socket's send queue is over its bound; asked of the socket at most once a millisecond. */
+  #sendQueueFull(now = this.#clock()): boolean {
+    if (now - this.#queueCheckedMs >= 1 || now < this.#queueCheckedMs) {
+      const q = this.#socket.getSendQueueSize;
+      this.#queueFull = q !== undefined && q.call(this.#socket) > this.options.maxSendQueueBytes;
+      this.#queueCheckedMs = now;
+    }
+    return this.#queueFull;
   }
 
   #sendCounted(msg: Buffer, port: number, address: string): void {

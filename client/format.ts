@@ -21,12 +21,13 @@ export function formatStatus(s: Subscription, nowMs: number): string {
   const lossPct = f.packetsExpected === 0 ? 0 : (100 * f.packetsLost) / f.packetsExpected;
   const heard = s.lastHeardMs === 0 ? 'never' : `${((nowMs - s.lastHeardMs) / 1000).toFixed(1)} s ago`;
   return `${formatProducerId(s.id)}: ${s.online ? '' : '[offline] '}${s.fps.toFixed(1)} fps ${s.kbps.toFixed(0)} kbit/s, ` +
-    `frames ${f.frames} complete ${f.framesDropped} dropped, packets ${f.packetsReceived} lost ${f.packetsLost} (${lossPct.toFixed(2)}%), ` +
+    `frames ${f.frames} complete ${f.framesDropped} dropped, packets ${f.packetsReceived} lost ${f.packetsLost} (${lossPct.toFixed(2)}%) ` +
+    `resent ${f.retransmitsReceived}, jitter ${f.jitterMs.toFixed(1)} ms, ` +
     `audio ${f.audioChunks} chunks, last heard ${heard}`;
 }
 
 export function formatBrokerStats(stats: Readonly<Record<string, number>>): string {
-  const keys = ['producers', 'clients', 'subscriptions', 'datagramsIn', 'datagramsOut', 'bytesIn', 'bytesOut', 'dropped'];
+  const keys = ['producers', 'clients', 'subscriptions', 'datagramsIn', 'datagramsOut', 'bytesIn', 'bytesOut', 'retransmitsOut', 'framesShed', 'dropped'];
   const main = keys.filter((k) => k in stats).map((k) => `${k} ${stats[k]}`).join(', ');
   const drops = Object.keys(stats).filter((k) => k.startsWith('drop.')).map((k) => `${k.slice(5)} ${stats[k]}`).join(', ');
   return `broker: ${main}${drops ? ` (${drops})` : ''}`;
