@@ -49,7 +49,7 @@ ${run.memory === null ? '' : `Memory the broker retains (bench/memory.ts: a Brok
 collected before and after, the second of two batches so that growing the heap is not charged to the peers):
 - per idle subscriber: ${run.memory.heapBytesPerIdleSubscriber} B of heap, ${run.memory.rssBytesPerIdleSubscriber} B of RSS (over ${run.memory.subscribers.toLocaleString('en')} subscribers);
 - per idle producer: ${run.memory.heapBytesPerIdleProducer} B of heap (over ${run.memory.producers.toLocaleString('en')}); a streaming producer adds its loss-recovery
-  history, ${Math.round((run.memory.bytesPerStreamingProducer - run.memory.heapBytesPerIdleProducer) / 1024)} KiB by default (PROTOCOL.md §3.6).
+  index, ${Math.round((run.memory.bytesPerStreamingProducer - run.memory.heapBytesPerIdleProducer) / 1024)} KiB by default; the datagrams of all producers share one 16 MiB log (PROTOCOL.md §3.6).
 
 `}Broker as a share of the baseline's delivered datagrams/s, same run:
 ${ratios.map((r) => `- ${r}`).join('\n')}

@@ -3,7 +3,9 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import dgram from 'node:dgram';
 import { Command } from 'commander';
+import { decode, encodeControl, MessageType } from '../protocol/index.ts';
 import { percentile, HIST_BUCKETS, type RelayKind } from './wire.ts';
 import type { MemoryFigures } from './memory.ts';
 import { writeReport } from './report.ts';
@@ -35,6 +37,8 @@ export interface RelayResult {
   readonly rssKiB: { readonly start: number; readonly withProducers: number; readonly withSubscribers: number; readonly end: number };
   /** RSS growth per idle subscriber and per idle producer joined after the traffic (noisy below 1000 and 100). */
   readonly idleBytesPerSubscriber: number;
+  /** The broker's own drop, shed and send-error counters over the cell (empty for the other relays). */
+  readonly brokerDrops: Readonly<Record<string, number>>;
   readonly idleBytesPerProducer: number;
   readonly trials: readonly { readonly rate: number; readonly sent: number; readonly loss: number }[];
 }
@@ -145,6 +149,31 @@ function rssKiB(pid: number): number {
 function cpuTicks(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+}
+
+/** The broker's counters over the wire (HELLO, token echoed, STATS), to see what it dropped or shed. */
+async function brokerCounters(port: number): Promise<Record<string, number>> {
+  const s = dgram.createSocket('udp4');
+  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  const ask1 = (m: Parameters<typeof encodeControl>[0], want: (d: ReturnType<typeof decode>) => boolean) => new Promise<ReturnType<typeof decode>>((resolve) => {
+    const timer = setInterval(() => s.send(encodeControl(m), port, '127.0.0.1'), 200);
+    s.on('message', (b) => {
+      try {
+        const d = decode(b);
+        if (want(d)) { clearInterval(timer); resolve(d); }
+      } catch { /* media or noise */ }
+    });
+    s.send(encodeControl(m), port, '127.0.0.1');
+  });
+  try {
+    const v = await ask1({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }, (d) => d.type === MessageType.ACK && d.requestId === 1);
+    const token = v.type === MessageType.ACK ? v.detail.token! : Buffer.alloc(0);
+    await ask1({ type: MessageType.HELLO, producerId: 0, requestId: 2, token }, (d) => d.type === MessageType.ACK && d.requestId === 2);
+    const r = await ask1({ type: MessageType.STATS, producerId: 0, requestId: 3 }, (d) => d.type === MessageType.STATS_REPLY);
+    return r.type === MessageType.STATS_REPLY ? { ...r.stats } : {};
+  } finally {
+    s.close();
+  }
 }
 
 async function startRelay(kind: RelayKind): Promise<{ proc: ChildProcess; port: number }> {
@@ -278,6 +307,9 @@ async function measure(kind: RelayKind, cell: Cell): Promise<RelayResult> {
     // over 2 s, divided by their number.
     const settle = () => new Promise((r) => setTimeout(r, 2000));
     const rssEnd = rssKiB(pid);
+    // What the broker itself dropped, shed or failed to send over the whole cell.
+    const counters = kind === 'broker' ? await brokerCounters(relay.port) : {};
+    const notable = Object.fromEntries(Object.entries(counters).filter(([k, v]) => v > 0 && (k.startsWith('drop') || ['framesShed', 'datagramsShed', 'sendErrors'].includes(k))));
     const extraSinks: Sink[] = [];
     for (let i = 0; i < assignment.length; i += 500) extraSinks.push(await startSink(kind, relay.port, assignment.slice(i, i + 500)));
     await settle();
@@ -295,6 +327,7 @@ async function measure(kind: RelayKind, cell: Cell): Promise<RelayResult> {
       latencyAtTenthUs: latencyOf(light, tenth),
       cpuPctAtHalf: Math.round(lat.cpu * 100),
       rssKiB: { start: rssStart, withProducers: rssProducers, withSubscribers: rssSubscribers, end: rssEnd },
+      brokerDrops: notable,
       idleBytesPerSubscriber: Math.round(((rssMoreSubscribers - rssEnd) * 1024) / cell.subscribers),
       idleBytesPerProducer: Math.round(((rssMoreProducers - rssMoreSubscribers) * 1024) / cell.producers),
       trials,
@@ -329,7 +362,8 @@ for (const bytes of sizes) {
       for (const r of results) {
         const ratio = base && base.deliveredPerS > 0 ? `${((100 * r.deliveredPerS) / base.deliveredPerS).toFixed(0)}%` : '-';
         const perSub = r.idleBytesPerSubscriber;
-        process.stdout.write(`${String(bytes).padStart(5)}  ${String(subscribers).padStart(4)}  ${String(producers).padStart(5)}  ${r.kind.padEnd(9)}  ${String(r.sustainedIngressPerS).padStart(9)}  ${String(r.deliveredPerS).padStart(11)}  ${String(r.deliveredMbitPerS).padStart(6)}  ${ratio.padStart(7)}   ${`${r.latencyUs.p50}/${r.latencyUs.p99}/${r.latencyUs.p999}`.padEnd(18)}  ${`${r.latencyAtTenthUs.p50}/${r.latencyAtTenthUs.p99}/${r.latencyAtTenthUs.p999}`.padEnd(16)}  ${String(r.cpuPctAtHalf).padStart(4)}  ${(r.rssKiB.end / 1024).toFixed(1).padStart(7)}  ${String(perSub).padStart(10)}  ${String(r.idleBytesPerProducer).padStart(11)}${r.sourceLimited ? '  (source-limited)' : ''}\n`);
+        process.stdout.write(`${String(bytes).padStart(5)}  ${String(subscribers).padStart(4)}  ${String(producers).padStart(5)}  ${r.kind.padEnd(9)}  ${String(r.sustainedIngressPerS).padStart(9)}  ${String(r.deliveredPerS).padStart(11)}  ${String(r.deliveredMbitPerS).padStart(6)}  ${ratio.padStart(7)}   ${`${r.latencyUs.p50}/${r.latencyUs.p99}/${r.latencyUs.p999}`.padEnd(18)}  ${`${r.latencyAtTenthUs.p50}/${r.latencyAtTenthUs.p99}/${r.latencyAtTenthUs.p999}`.padEnd(16)}  ${String(r.cpuPctAtHalf).padStart(4)}  ${(r.rssKiB.end / 1024).toFixed(1).padStart(7)}  ${String(perSub).padStart(10)}  ${String(r.idleBytesPerProducer).padStart(11)}${r.sourceLimited ? '  (source-limited)' : ''}` +
+          `${Object.keys(r.brokerDrops).length > 0 ? `  broker: ${Object.entries(r.brokerDrops).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}\n`);
       }
       cells.push({ ...cell, relays: results });
     }

@@ -9,6 +9,7 @@ import {
   type UnsubscribeMessage,
 } from '../protocol/codec.ts';
 import { isProtocolError } from '../protocol/errors.ts';
+import { DatagramLog } from '../protocol/history.ts';
 import { verifyAnnounce } from '../common/announce-auth.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
 import { AddressValidator } from './address-validator.ts';
@@ -74,6 +75,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #validator: AddressValidator;
   readonly #controlRate: RateLimiter;
   readonly #nakRate: RateLimiter;
+  /** Recent datagrams of every producer, for NAKs (PROTOCOL.md §3.6). */
+  readonly #log: DatagramLog;
   #lastHintMs = -Infinity;
   #queueFull = false;
   #queueCheckedMs = -Infinity;
@@ -94,6 +97,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.options = Object.freeze({ ...DEFAULT_BROKER_OPTIONS, ...args.options });
     this.#validator = new AddressValidator({ lifetimeMs: this.options.tokenLifetimeMs, secret: args.secret });
     this.#controlRate = new RateLimiter({ ratePerSecond: this.options.maxControlPerSecondPerAddress, maxTracked: this.options.maxRateTrackedAddresses });
+    this.#log = new DatagramLog(this.options.historyBytes);
     this.#nakRate = new RateLimiter({ ratePerSecond: this.options.maxNaksPerSecondPerAddress, maxTracked: this.options.maxRateTrackedAddresses });
   }
 
@@ -219,7 +223,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     let ch = this.#channels.get(m.producerId);
     if (ch === undefined) {
       if (this.#channels.size >= this.options.maxProducers) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
-      ch = new Channel(m.producerId, this.options.maxCachedFragments, { datagrams: this.options.historyDatagrams, bytes: this.options.historyBytes });
+      ch = new Channel(m.producerId, this.options.maxCachedFragments, { slots: this.options.historyDatagrams, log: this.#log });
       this.#channels.set(m.producerId, ch);
     }
     const now = this.#clock();

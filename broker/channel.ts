@@ -1,5 +1,5 @@
 import type { ReceiverReport } from '../protocol/codec.ts';
-import { RetransmitHistory } from '../protocol/history.ts';
+import { RetransmitHistory, type DatagramLog } from '../protocol/history.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 
 /** A subscribed client's address, as the fan-out loop reads it, and what it told us of its reception. */
@@ -64,10 +64,10 @@ export class Channel {
   /** Per track, the frame being shed because the send queue was full at its start; -1: none. */
   readonly shedFrame = [-1, -1];
 
-  constructor(id: number, maxCachedFragments: number, history: { readonly datagrams: number; readonly bytes: number }) {
+  constructor(id: number, maxCachedFragments: number, history: { readonly slots: number; readonly log: DatagramLog }) {
     this.id = id;
     this.#maxCachedFragments = maxCachedFragments;
-    this.history = new RetransmitHistory(history.datagrams, history.bytes);
+    this.history = new RetransmitHistory(history.slots, history.log);
   }
 
   /** Adds a subscriber (the caller knows it is not one yet). */

@@ -36,7 +36,7 @@ export interface BrokerOptions {
   readonly latencyMs: number;
   /** Datagrams remembered per producer track for NAKs (rounded up to a power of two). */
   readonly historyDatagrams: number;
-  /** Bytes of datagrams remembered per producer (both tracks), allocated while it streams. */
+  /** Bytes of recent datagrams remembered for NAKs, all producers together (one log, allocated on first use). */
   readonly historyBytes: number;
   /** Retransmissions per subscriber per second (bursts up to as many). */
   readonly maxRetransmitsPerSecondPerSubscriber: number;
@@ -65,7 +65,7 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   announceWindowMs: 30_000,
   latencyMs: DEFAULT_LATENCY_MS,
   historyDatagrams: 512,
-  historyBytes: 256 * 1024,
+  historyBytes: 16 * 1024 * 1024,
   maxRetransmitsPerSecondPerSubscriber: 1000,
   maxNaksPerSecondPerAddress: 200,
 });
