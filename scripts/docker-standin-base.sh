@@ -28,7 +28,7 @@ ln -s /bin/busybox "$root/usr/bin/env"
 node_bin=$(readlink -f "$(command -v node)")
 cp "$node_bin" "$root/usr/local/bin/node"
 # The libraries node links, at the paths the loader looks for them.
-for lib in $(ldd "$node_bin" | awk '/=>/ { print $3 } /^\s*\/lib/ { print $1 }'); do
+for lib in $(ldd "$node_bin" | awk '/=>/ { print $3 } /^[ \t]*\/lib/ { print $1 }'); do
   mkdir -p "$root$(dirname "$lib")"
   cp -L "$lib" "$root$lib"
 done
