@@ -17,6 +17,7 @@ const script = run('script', ['--version']).status === 0;
 const why = !engine ? 'no Docker engine answers (start one: scripts/docker-engine.sh start)'
   : !compose ? 'docker-compose is not installed (Debian: docker-compose)'
   : !script ? 'script(1) is not installed (Debian: bsdutils), needed to attach with a terminal' : '';
+if (why !== '') process.stdout.write(`test:docker skipped: ${why}\n`);
 const FROM = /^FROM\s+(\S+)/m.exec(run('cat', ['Dockerfile']).stdout ?? '')?.[1] ?? 'node:20-bookworm-slim';
 
 /** docker-compose as the README has it, with PRODUCERS set the way .env would set it. */
