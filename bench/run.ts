@@ -5,8 +5,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dgram from 'node:dgram';
 import { Command } from 'commander';
-import { decode, encodeControl, MessageType } from '../protocol/index.ts';
-import { percentile, HIST_BUCKETS, type RelayKind } from './wire.ts';
+import { encodeControl, MessageType, type Message } from '../protocol/index.ts';
+import { controlReply, exchange, percentile, HIST_BUCKETS, type RelayKind } from './wire.ts';
 import type { MemoryFigures } from './memory.ts';
 import { writeReport } from './report.ts';
 
@@ -155,21 +155,13 @@ function cpuTicks(pid: number): number {
 async function brokerCounters(port: number): Promise<Record<string, number>> {
   const s = dgram.createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const ask1 = (m: Parameters<typeof encodeControl>[0], want: (d: ReturnType<typeof decode>) => boolean) => new Promise<ReturnType<typeof decode>>((resolve) => {
-    const timer = setInterval(() => s.send(encodeControl(m), port, '127.0.0.1'), 200);
-    s.on('message', (b) => {
-      try {
-        const d = decode(b);
-        if (want(d)) { clearInterval(timer); resolve(d); }
-      } catch { /* media or noise */ }
-    });
-    s.send(encodeControl(m), port, '127.0.0.1');
-  });
+  const reply = async (m: Parameters<typeof encodeControl>[0], want: (r: Message) => boolean) =>
+    controlReply(await exchange(s, port, encodeControl(m), (d) => controlReply(d, want) !== null), want)!;
   try {
-    const v = await ask1({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }, (d) => d.type === MessageType.ACK && d.requestId === 1);
+    const v = await reply({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }, (d) => d.type === MessageType.ACK && d.requestId === 1);
     const token = v.type === MessageType.ACK ? v.detail.token! : Buffer.alloc(0);
-    await ask1({ type: MessageType.HELLO, producerId: 0, requestId: 2, token }, (d) => d.type === MessageType.ACK && d.requestId === 2);
-    const r = await ask1({ type: MessageType.STATS, producerId: 0, requestId: 3 }, (d) => d.type === MessageType.STATS_REPLY);
+    await reply({ type: MessageType.HELLO, producerId: 0, requestId: 2, token }, (d) => d.type === MessageType.ACK && d.requestId === 2);
+    const r = await reply({ type: MessageType.STATS, producerId: 0, requestId: 3 }, (d) => d.type === MessageType.STATS_REPLY);
     return r.type === MessageType.STATS_REPLY ? { ...r.stats } : {};
   } finally {
     s.close();

@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
-import { decode, encodeControl, MessageType, Role, Status } from '../protocol/index.ts';
-import { HIST_BUCKETS, isMedia, REGISTER, REGISTERED, SEND_TIME_OFFSET, sharedNowMs, type RelayKind } from './wire.ts';
+import { encodeControl, MessageType, Role, Status } from '../protocol/index.ts';
+import { controlReply, exchange, HIST_BUCKETS, isMedia, REGISTER, REGISTERED, SEND_TIME_OFFSET, sharedNowMs, type RelayKind } from './wire.ts';
 
 /**
  * Subscriber sockets for the benchmark, run as a child process with IPC. Each socket proves
@@ -26,43 +26,21 @@ function onMedia(msg: Buffer): void {
   samples++;
 }
 
-/** Sends `msg` until `done(reply)` says yes, retrying every 200 ms. */
-function exchange(s: dgram.Socket, port: number, msg: () => Buffer, done: (reply: Buffer) => boolean): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const onReply = (reply: Buffer): void => {
-      if (!done(reply)) return;
-      clearInterval(timer);
-      s.off('message', onReply);
-      resolve(reply);
-    };
-    s.on('message', onReply);
-    const timer = setInterval(() => s.send(msg(), port, '127.0.0.1'), 200);
-    s.send(msg(), port, '127.0.0.1');
-  });
-}
-
 async function join(s: dgram.Socket, init: Init, producerId: number): Promise<void> {
   const port = init.port;
   if (init.kind !== 'broker') {
     const reg = Buffer.alloc(5);
     reg[0] = REGISTER;
     reg.writeUInt32BE(producerId, 1);
-    await exchange(s, port, () => reg, (r) => r.length === 1 && r[0] === REGISTERED);
+    await exchange(s, port, reg, (r) => r.length === 1 && r[0] === REGISTERED);
     return;
   }
-  const ack = (r: Buffer, requestId: number) => {
-    if (isMedia(r)) return null;
-    try {
-      const m = decode(r);
-      return m.type === MessageType.ACK && m.requestId === requestId ? m : null;
-    } catch {
-      return null;
-    }
-  };
-  const challenge = await exchange(s, port, () => encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }), (r) => ack(r, 1) !== null);
-  const token = ack(challenge, 1)!.detail.token!;
-  await exchange(s, port, () => encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 2, token }), (r) => ack(r, 2)?.status === Status.OK);
-  await exchange(s, port, () => encodeControl({ type: MessageType.SUBSCRIBE, producerId, requestId: 3 }), (r) => ack(r, 3)?.status === Status.OK);
+  const ack = (r: Buffer, requestId: number, status?: number) =>
+    controlReply(r, (m) => m.type === MessageType.ACK && m.requestId === requestId && (status === undefined || m.status === status));
+  const challenge = ack(await exchange(s, port, encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }), (r) => ack(r, 1) !== null), 1);
+  const token = challenge?.type === MessageType.ACK ? challenge.detail.token! : Buffer.alloc(0);
+  await exchange(s, port, encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 2, token }), (r) => ack(r, 2, Status.OK) !== null);
+  await exchange(s, port, encodeControl({ type: MessageType.SUBSCRIBE, producerId, requestId: 3 }), (r) => ack(r, 3, Status.OK) !== null);
 }
 
 process.on('message', (raw: { cmd: string } & Record<string, unknown>) => {

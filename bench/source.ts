@@ -1,6 +1,6 @@
 import dgram from 'node:dgram';
-import { decode, encodeControl, MessageType, Role, Status } from '../protocol/index.ts';
-import { benchDatagram, isMedia, stamp, type RelayKind } from './wire.ts';
+import { encodeControl, MessageType, Role, Status } from '../protocol/index.ts';
+import { benchDatagram, controlReply, exchange, stamp, type RelayKind } from './wire.ts';
 
 /**
  * Synthetic producers for the benchmark, run as a child process with IPC: one socket per
@@ -18,23 +18,7 @@ const metadata = { title: 'bench', video: { codec: 'mjpeg', width: 2, height: 2,
 
 async function announce(s: dgram.Socket, producerId: number): Promise<void> {
   const msg = encodeControl({ type: MessageType.ANNOUNCE, producerId, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata });
-  await new Promise<void>((resolve) => {
-    const onReply = (r: Buffer): void => {
-      if (isMedia(r)) return;
-      try {
-        const m = decode(r);
-        if (m.type !== MessageType.ACK || m.requestId !== 1 || m.status !== Status.OK) return;
-      } catch {
-        return;
-      }
-      clearInterval(timer);
-      s.off('message', onReply);
-      resolve();
-    };
-    s.on('message', onReply);
-    const timer = setInterval(() => s.send(msg, init.port, '127.0.0.1'), 200);
-    s.send(msg, init.port, '127.0.0.1');
-  });
+  await exchange(s, init.port, msg, (r) => controlReply(r, (m) => m.type === MessageType.ACK && m.requestId === 1 && m.status === Status.OK) !== null);
 }
 
 /** Sends `rate` datagrams a second for `ms`, in batches so the pace holds at any rate. */

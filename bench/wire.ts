@@ -1,4 +1,5 @@
-import { encodeMedia, MEDIA_HEADER_BYTES, MessageType, Track } from '../protocol/index.ts';
+import type dgram from 'node:dgram';
+import { decode, encodeMedia, MEDIA_HEADER_BYTES, MessageType, Track, type Message } from '../protocol/index.ts';
 
 /**
  * The benchmark's datagrams: real MEDIA (one fragment per frame, so the broker checks and
@@ -46,4 +47,30 @@ export function percentile(hist: ArrayLike<number>, total: number, p: number): n
     if (seen >= want) return i;
   }
   return hist.length - 1;
+}
+
+/** Sends `msg` to the relay on loopback until a reply for which `done` says yes, every 200 ms. */
+export function exchange(s: dgram.Socket, port: number, msg: Buffer, done: (reply: Buffer) => boolean): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const onReply = (reply: Buffer): void => {
+      if (!done(reply)) return;
+      clearInterval(timer);
+      s.off('message', onReply);
+      resolve(reply);
+    };
+    s.on('message', onReply);
+    const timer = setInterval(() => s.send(msg, port, '127.0.0.1'), 200);
+    s.send(msg, port, '127.0.0.1');
+  });
+}
+
+/** A control reply that `want` accepts, or null (MEDIA, noise, or another reply). */
+export function controlReply(d: Buffer, want: (m: Message) => boolean): Message | null {
+  if (isMedia(d)) return null;
+  try {
+    const m = decode(d);
+    return want(m) ? m : null;
+  } catch {
+    return null;
+  }
 }
