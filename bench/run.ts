@@ -325,7 +325,10 @@ async function measure(kind: RelayKind, cell: Cell): Promise<RelayResult> {
       trials,
     };
   } finally {
-    relay.proc.kill('SIGKILL');
+    // SIGTERM first, so a relay run with --node-arg=--cpu-prof writes its profile.
+    relay.proc.kill('SIGTERM');
+    const exited = new Promise((r) => relay.proc.once('exit', r));
+    if (relay.proc.exitCode === null && await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 3000))]) === false) relay.proc.kill('SIGKILL');
     children.delete(relay.proc);
   }
 }
