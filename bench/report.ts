@@ -23,7 +23,10 @@ export function writeReport(run: BenchRun, docsDir: string): void {
   const ratios = run.cells.map((c) => {
     const get = (k: string) => c.relays.find((r) => r.kind === k)?.deliveredPerS ?? 0;
     const b = get('baseline');
-    return b > 0 && get('broker') > 0 ? `${c.bytes} B × ${c.subscribers} subscribers × ${c.producers} producers: ${((100 * get('broker')) / b).toFixed(0)}%` : null;
+    const pct = (k: string) => `${((100 * get(k)) / b).toFixed(0)}%`;
+    return b > 0 && get('broker') > 0
+      ? `${c.bytes} B × ${c.subscribers} subscribers × ${c.producers} producers: ${pct('broker')}${get('broker-connected') > 0 ? ` (with --connected-sockets: ${pct('broker-connected')})` : ''}`
+      : null;
   }).filter((x) => x !== null);
   writeFileSync(join(docsDir, 'BENCHMARKS.md'), `# Benchmarks
 

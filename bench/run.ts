@@ -104,7 +104,7 @@ async function startSink(kind: RelayKind, port: number, producerIds: number[]): 
       exit: () => new Promise((r) => { c.once('exit', () => r()); c.send({ cmd: 'exit' }); }),
     };
   }
-  const c = spawn(CSINK, [String(port), kind, ...producerIds.map(String)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const c = spawn(CSINK, [String(port), kind.startsWith('broker') ? 'broker' : 'baseline', ...producerIds.map(String)], { stdio: ['pipe', 'pipe', 'inherit'] });
   children.add(c);
   let buf = '';
   const waiting: ((line: string) => void)[] = [];
@@ -169,9 +169,11 @@ async function brokerCounters(port: number): Promise<Record<string, number>> {
 }
 
 async function startRelay(kind: RelayKind): Promise<{ proc: ChildProcess; port: number }> {
-  const script = kind === 'broker' ? 'broker/main.ts' : 'bench/baseline-relay.ts';
-  const args = kind === 'connected' ? ['--connected'] : kind === 'broker'
-    ? ['--host', '127.0.0.1', '--port', '0', '--stats-interval-s', '0', '--max-control-rate', '1000000', '--max-subscribers', '1000000', ...((o.brokerArg as string[] | undefined) ?? [])]
+  const isBroker = kind === 'broker' || kind === 'broker-connected';
+  const script = isBroker ? 'broker/main.ts' : 'bench/baseline-relay.ts';
+  const args = kind === 'connected' ? ['--connected'] : isBroker
+    ? ['--host', '127.0.0.1', '--port', '0', '--stats-interval-s', '0', '--max-control-rate', '1000000', '--max-subscribers', '1000000',
+      ...(kind === 'broker-connected' ? ['--connected-sockets'] : []), ...((o.brokerArg as string[] | undefined) ?? [])]
     : [];
   const proc = spawn(process.execPath, [...((o.nodeArg as string[] | undefined) ?? []), '--import', 'tsx', script, ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(proc);
@@ -301,7 +303,7 @@ async function measure(kind: RelayKind, cell: Cell): Promise<RelayResult> {
     const settle = () => new Promise((r) => setTimeout(r, quick ? 200 : 2000));
     const rssEnd = rssKiB(pid);
     // What the broker itself dropped, shed or failed to send over the whole cell.
-    const counters = kind === 'broker' ? await brokerCounters(relay.port) : {};
+    const counters = kind.startsWith('broker') ? await brokerCounters(relay.port) : {};
     const notable = Object.fromEntries(Object.entries(counters).filter(([k, v]) => v > 0 && (k.startsWith('drop') || ['framesShed', 'datagramsShed', 'sendErrors'].includes(k))));
     const extraSinks: Sink[] = [];
     for (let i = 0; i < assignment.length; i += 500) extraSinks.push(await startSink(kind, relay.port, assignment.slice(i, i + 500)));

@@ -28,7 +28,7 @@ function onMedia(msg: Buffer): void {
 
 async function join(s: dgram.Socket, init: Init, producerId: number): Promise<void> {
   const port = init.port;
-  if (init.kind !== 'broker') {
+  if (!init.kind.startsWith('broker')) {
     const reg = Buffer.alloc(5);
     reg[0] = REGISTER;
     reg.writeUInt32BE(producerId, 1);
@@ -59,7 +59,7 @@ process.on('message', (raw: { cmd: string } & Record<string, unknown>) => {
           await Promise.all(sockets.slice(i, i + 50).map((s, k) => join(s, init, init.producerIds[i + k])));
         }
         for (const s of sockets) s.on('message', (msg) => { if (isMedia(msg)) onMedia(msg); });
-        if (init.kind === 'broker') {
+        if (init.kind.startsWith('broker')) {
           const hb = encodeControl({ type: MessageType.HEARTBEAT, producerId: 0, requestId: 0, role: Role.CLIENT });
           setInterval(() => { for (const s of sockets) s.send(hb, init.port, '127.0.0.1'); }, 1000).unref();
         }

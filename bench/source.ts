@@ -63,9 +63,9 @@ process.on('message', (raw: { cmd: string } & Record<string, unknown>) => {
           s.setSendBufferSize(4 * 1024 * 1024);
           sockets.push(s);
           seqs.push(0);
-          if (init.kind === 'broker') await announce(s, id);
+          if (init.kind.startsWith('broker')) await announce(s, id);
         }
-        if (init.kind === 'broker') {
+        if (init.kind.startsWith('broker')) {
           // Producers' leases live on MEDIA, and on heartbeats between trials.
           setInterval(() => sockets.forEach((s, i) => s.send(encodeControl({ type: MessageType.HEARTBEAT, producerId: init.producerIds[i], requestId: 0, role: Role.PRODUCER }), init.port, '127.0.0.1')), 1000).unref();
         }

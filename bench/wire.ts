@@ -34,7 +34,8 @@ export const REGISTER = 0xff;
 export const REGISTERED = 0xfe;
 export const isMedia = (d: Buffer): boolean => d.length > 3 && d[3] === MessageType.MEDIA;
 
-export type RelayKind = 'broker' | 'baseline' | 'connected';
+/** broker-connected: the broker with --connected-sockets. */
+export type RelayKind = 'broker' | 'broker-connected' | 'baseline' | 'connected';
 
 /** Latency histogram: 1 µs buckets up to 100 ms, the rest in the last bucket. */
 export const HIST_BUCKETS = 100_000;

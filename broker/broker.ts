@@ -13,7 +13,7 @@ import { DatagramLog } from '../protocol/history.ts';
 import { verifyAnnounce } from '../common/announce-auth.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
 import { AddressValidator } from './address-validator.ts';
-import { Channel, newSubscriber, type Subscriber } from './channel.ts';
+import { Channel, newSubscriber, type PeerSender, type Subscriber } from './channel.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import { addressKey, type ClientEntry } from './clients.ts';
 import { createCounters, type BrokerCounters } from './counters.ts';
@@ -26,6 +26,16 @@ export interface DatagramSocket {
   getSendQueueSize?(): number;
 }
 export interface RemoteInfo { readonly address: string; readonly port: number }
+
+/**
+ * Optional: a socket per validated client, bound to the broker's port and connected to the
+ * client, so a send names no address (Node's per-send address handling is a fifth of its cost,
+ * docs/BENCHMARKS.md). Replies still come from the same port, so NAT and validation see one peer.
+ */
+export interface PeerSockets {
+  open(address: string, port: number): PeerSender;
+  close(sender: PeerSender): void;
+}
 export type Clock = () => number;
 
 /** One subscriber's reception, as its receiver reports tell it. */
@@ -89,9 +99,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return 2 * this.options.latencyMs;
   }
 
-  constructor(args: { socket: DatagramSocket; clock: Clock; wallClock?: Clock; options?: Partial<BrokerOptions>; secret?: Buffer }) {
+  readonly #peers: PeerSockets | null;
+
+  constructor(args: { socket: DatagramSocket; clock: Clock; wallClock?: Clock; options?: Partial<BrokerOptions>; secret?: Buffer; peers?: PeerSockets }) {
     super();
     this.#socket = args.socket;
+    this.#peers = args.peers ?? null;
     this.#clock = args.clock;
     this.#wallClock = args.wallClock ?? Date.now;
     this.options = Object.freeze({ ...DEFAULT_BROKER_OPTIONS, ...args.options });
@@ -182,7 +195,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const socket = this.#socket;
     for (let i = 0; i < n; i++) {
       const s = subs[i];
-      socket.send(msg, s.port, s.address);
+      if (s.out !== null) s.out.send(msg);
+      else socket.send(msg, s.port, s.address);
     }
     c.datagramsOut += n;
     c.bytesOut += n * msg.length;
@@ -286,7 +300,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       return;
     }
     if (this.#clients.size >= this.options.maxClients) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
-    this.#clients.set(key, { key, address: rinfo.address, port: rinfo.port, lastHeardMs: now, subscriptions: new Map() });
+    const out = this.#peers?.open(rinfo.address, rinfo.port) ?? null;
+    this.#clients.set(key, { key, address: rinfo.address, port: rinfo.port, lastHeardMs: now, subscriptions: new Map(), out });
     this.emit('clientJoined', rinfo.address, rinfo.port);
     this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
   }
@@ -303,7 +318,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (ch.subscribers.length >= this.options.maxSubscribersPerProducer) {
       return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscribersPerProducer} viewers per producer` });
     }
-    const sub: Subscriber = newSubscriber(key, rinfo.address, rinfo.port, this.options.maxRetransmitsPerSecondPerSubscriber, this.#clock());
+    const sub: Subscriber = newSubscriber(key, rinfo.address, rinfo.port, client.out, this.options.maxRetransmitsPerSecondPerSubscriber, this.#clock());
     ch.addSubscriber(sub);
     client.subscriptions.set(m.producerId, sub);
     this.#ack(rinfo, m, Status.OK, detail);
@@ -413,6 +428,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #dropClient(client: ClientEntry, reason: 'lease' | 'goodbye'): void {
     for (const id of client.subscriptions.keys()) this.#channels.get(id)?.removeSubscriber(client.key);
     this.#clients.delete(client.key);
+    if (client.out !== null) this.#peers?.close(client.out);
     this.emit('clientLeft', client.address, client.port, reason);
   }
 

@@ -2,11 +2,18 @@ import type { ReceiverReport } from '../protocol/codec.ts';
 import { RetransmitHistory, type DatagramLog } from '../protocol/history.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 
+/** A socket of the broker's own port connected to one peer: sends name no address (optional, PeerSockets). */
+export interface PeerSender {
+  send(msg: Buffer): void;
+}
+
 /** A subscribed client's address, as the fan-out loop reads it, and what it told us of its reception. */
 export interface Subscriber {
   readonly key: string;
   readonly address: string;
   readonly port: number;
+  /** Its client's connected socket, when the broker runs with them; null: the shared socket. */
+  readonly out: PeerSender | null;
   /** Retransmissions it may still be sent now (a token bucket, PROTOCOL.md §5.4). */
   retransmitTokens: number;
   retransmitRefillMs: number;
@@ -16,8 +23,8 @@ export interface Subscriber {
   reportMs: number;
 }
 
-export function newSubscriber(key: string, address: string, port: number, retransmitBurst: number, nowMs: number): Subscriber {
-  return { key, address, port, retransmitTokens: retransmitBurst, retransmitRefillMs: nowMs, retransmits: 0, report: null, reportMs: 0 };
+export function newSubscriber(key: string, address: string, port: number, out: PeerSender | null, retransmitBurst: number, nowMs: number): Subscriber {
+  return { key, address, port, out, retransmitTokens: retransmitBurst, retransmitRefillMs: nowMs, retransmits: 0, report: null, reportMs: 0 };
 }
 
 /** The producer currently publishing a channel, and how recently it was heard. */

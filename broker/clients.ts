@@ -1,4 +1,4 @@
-import type { Subscriber } from './channel.ts';
+import type { PeerSender, Subscriber } from './channel.ts';
 
 /** A client known to the broker: its address, lease and subscriptions (PROTOCOL.md §5.2). */
 export interface ClientEntry {
@@ -6,6 +6,8 @@ export interface ClientEntry {
   readonly address: string;
   readonly port: number;
   lastHeardMs: number;
+  /** Its connected socket (PeerSockets), or null. */
+  readonly out: PeerSender | null;
   /** Producer ID to this client's place in that channel. */
   readonly subscriptions: Map<number, Subscriber>;
 }

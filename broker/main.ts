@@ -3,14 +3,46 @@ import { createLogger } from '../common/logger.ts';
 import { literalFirstLookup } from '../common/net.ts';
 import { runMain } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
-import { Broker } from './broker.ts';
+import { Broker, type PeerSockets } from './broker.ts';
 import { loadBrokerConfig } from './config.ts';
 
 await runMain('broker', async () => {
   const config = loadBrokerConfig(process.argv);
   const log = createLogger('broker', config.logLevel, config.logFile);
-  const socket = dgram.createSocket({ type: config.host.includes(':') ? 'udp6' : 'udp4', lookup: literalFirstLookup });
-  const broker = new Broker({ socket, clock: () => performance.now(), options: config.options });
+  const type = config.host.includes(':') ? 'udp6' : 'udp4';
+  // With connected sockets, every socket shares the port (SO_REUSEADDR): the kernel hands a
+  // client's datagrams to its connected socket, everyone else's to this one.
+  const socket = dgram.createSocket({ type, lookup: literalFirstLookup, reuseAddr: config.options.connectedSockets });
+  const peers: PeerSockets | undefined = config.options.connectedSockets ? {
+    open(address, port) {
+      const s = dgram.createSocket({ type, lookup: literalFirstLookup, reuseAddr: true });
+      let ready = false;
+      let closed = false;
+      // Until it is bound and connected (a few microseconds), sends go out through the shared socket.
+      const sender = {
+        send: (msg: Buffer) => (ready ? s.send(msg) : socket.send(msg, port, address)),
+        close: () => {
+          closed = true;
+          ready = false;
+          s.close();
+        },
+      };
+      s.on('message', (msg, rinfo) => broker.handleDatagram(msg, rinfo));
+      // A gone client's ICMP errors surface here: counted, never fatal.
+      s.on('error', () => broker.counters.sendErrors++);
+      s.bind(socket.address().port, config.host, () => {
+        if (closed) return;
+        s.connect(port, address, () => {
+          ready = !closed;
+        });
+      });
+      return sender;
+    },
+    close(sender) {
+      (sender as unknown as { close(): void }).close();
+    },
+  } : undefined;
+  const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers });
 
   broker.on('producerOnline', (id, address, port, title) => log.info({ producer: formatProducerId(id), address, port, title }, 'producer online'));
   broker.on('producerOffline', (id, reason) => log.info({ producer: formatProducerId(id), reason }, 'producer offline'));

@@ -20,6 +20,11 @@ export interface BrokerOptions {
   /** Frames with more fragments are forwarded but not cached for instant join. */
   readonly maxCachedFragments: number;
   readonly socketBufferBytes: number;
+  /**
+   * A socket per client, connected to it on the broker's port (main.ts): media sends skip the
+   * address. Costs a file descriptor and about 5 KiB per client; off by default.
+   */
+  readonly connectedSockets: boolean;
   /** Beyond this many bytes waiting to be sent, whole frames are shed rather than queued. */
   readonly maxSendQueueBytes: number;
   /** How long an address validation token may be echoed after it was issued. */
@@ -58,6 +63,7 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   maxCachedFragments: 4096,
   socketBufferBytes: 4 * 1024 * 1024,
   maxSendQueueBytes: 1024 * 1024,
+  connectedSockets: false,
   tokenLifetimeMs: 30_000,
   maxControlPerSecondPerAddress: 50,
   maxRateTrackedAddresses: 65_536,
