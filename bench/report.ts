@@ -67,7 +67,8 @@ checks the header, renews the producer's lease, keeps the instant-join frame, an
 into the loss-recovery log; the baseline drops an unwatched producer's datagrams after one map lookup. That shows
 where a row has little fan-out (100 producers, few subscribers). Where fan-out dominates, both are bound by Node's
 per-send cost, which *connected* shows can be cut by about a fifth with a socket per subscriber (at about 5 KiB of
-RSS and a file descriptor each). Latency tails at half load are the machine's as much as the relay's: the baseline's
+RSS and a file descriptor each); the broker does that with \`--connected-sockets\` (relay *broker-connected*, in runs
+that ask for it with \`--relays broker,broker-connected,baseline\`). Latency tails at half load are the machine's as much as the relay's: the baseline's
 vary as much between runs.
 `);
 }
