@@ -250,7 +250,7 @@ async function measure(kind: RelayKind, cell: Cell): Promise<RelayResult> {
     };
 
     // Warm-up (JIT, caches), then double until loss appears, then bisect.
-    const fanOut = cell.subscribers / Math.min(cell.subscribers, cell.producers) ;
+    const fanOut = cell.subscribers / Math.min(cell.subscribers, cell.producers);
     // (--quick starts low: on a busy CI machine the first rate must pass, or nothing is measured.)
     const r0 = Math.max(200, Math.round((quick ? 5000 : 20_000) / fanOut));
     await trial(r0);

@@ -186,9 +186,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.options.latencyMs > 0) ch.history.put(track, msg, now);
     // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
     // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
-    if (msg[14] === 0 && msg[15] === 0) ch.shedFrame[track] = this.#sendQueueFull(now) ? msg.readUInt32BE(24) : -1;
+    const frameStart = msg[14] === 0 && msg[15] === 0;
+    if (frameStart) ch.shedFrame[track] = this.#sendQueueFull(now) ? msg.readUInt32BE(24) : -1;
     if (ch.shedFrame[track] >= 0 && ch.shedFrame[track] === msg.readUInt32BE(24)) {
-      if (msg[14] === 0 && msg[15] === 0) c.framesShed++;
+      if (frameStart) c.framesShed++;
       c.datagramsShed += n;
       return;
     }

@@ -203,7 +203,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
   }
 
   /** Tells the person when frames start, or start again after a silence. */
-  #released(sub: Subscription, frames: readonly CompletedFrame[], now: number, previousFrameMs = sub.lastFrameMs): void {
+  #released(sub: Subscription, frames: readonly CompletedFrame[], now: number, previousFrameMs: number): void {
     if (frames.length === 0) return;
     if (previousFrameMs === 0) this.emit('firstFrame', sub.id, frames[0].data.length);
     else if (now - previousFrameMs > this.#opts.heartbeatIntervalMs) {

@@ -8,6 +8,7 @@ import { FrameReassembler, type CompletedFrame } from '../protocol/reassembler.t
 import type { StreamRecorder } from './recorder.ts';
 
 const RATE_WINDOW_MS = 1000;
+const NO_FRAMES: readonly CompletedFrame[] = Object.freeze([]);
 
 /** Loss recovery of one subscription (PROTOCOL.md §3.6). */
 export interface RecoveryOptions {
@@ -195,6 +196,6 @@ export class Subscription {
       this.#windowBytes += frame.data.length;
       this.recorder?.writeVideo(frame.data);
     }
-    return track === Track.VIDEO ? frames : [];
+    return track === Track.VIDEO ? frames : NO_FRAMES;
   }
 }
