@@ -32,13 +32,14 @@ export function writeReport(run: BenchRun, docsDir: string): void {
 
 Written by \`${run.command}\` (bench/run.ts, bench/report.ts) on ${run.when.slice(0, 10)}: ${m.cpus} cores (${m.model}),
 ${m.memGiB} GiB, Node ${m.node}; ${m.pinned ? 'the relay pinned to core 0 with taskset, producers and subscribers on core 1' : 'not pinned'};
-subscribers read with ${m.sinks === 'c' ? 'recvmmsg in C (bench/csink.c, built with gcc: Node\'s receive path would cap every figure near 200k/s)' : 'Node'}; loopback; trials of ${run.trialMs} ms.
+subscribers read with ${m.sinks === 'c' ? 'recvmmsg in C (bench/csink.c, built with gcc: Node\'s receive path would cap every figure near 200k/s)' : 'Node'}; loopback; trials of ${run.trialMs} ms, longer (up to ${5 * run.trialMs} ms) where the subscribers would be due fewer than 20,000 datagrams.
 Raw figures: [benchmarks.json](benchmarks.json).
 
 How each row is measured: the relay runs as its own process; synthetic producers (bench/source.ts, on protocol/)
 announce and send real MEDIA datagrams at an exact rate with the send time (CLOCK_MONOTONIC) in the payload; subscribers
 validate their address and subscribe as clients do. The ingress rate doubles from a low start until, in two trials in a row, more than
 0.1% of the datagrams due at the subscribers is missing or arrives 100 ms or more late (too late for a live stream),
+or the kernel dropped more than 0.1% of all datagrams sent to the relay at its socket (/proc/net/udp: exact where few producers are watched),
 then 4 bisection steps narrow it; *delivered/s* is what the subscribers got at the highest passing rate. Latency is the time
 from the producer's send to the subscriber's receive, through the relay, over 3 s at half and at a tenth of that rate,
 after everything above has warmed the relay up. RSS per idle subscriber (producer) is the relay's RSS growth when as
