@@ -172,17 +172,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.countDrop(err);
       return;
     }
-    const now = this.#clock();
-    p.lastHeardMs = now;
+    p.mediaSinceSweep = true; // the lease, renewed by the next sweep
     if (!p.online) this.#setOnline(ch, p.address, p.port);
     const track = msg[12];
-    if (track === Track.VIDEO) {
-      ch.cacheVideo(msg, msg.readUInt32BE(8), msg.readUInt32BE(24), msg.readUInt16BE(14), msg.readUInt16BE(16));
-    }
+    if (track === Track.VIDEO) ch.cacheVideo(msg);
     c.mediaIn++;
     const subs = ch.subscribers;
     const n = subs.length;
     if (n === 0) return; // nobody watches: nothing to send, nothing anyone could NAK
+    const now = this.#clock();
     if (this.options.latencyMs > 0) ch.history.put(track, msg, now);
     // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
     // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
@@ -271,7 +269,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       p.epoch = m.epoch;
     } else {
       ch.clearCache();
-      ch.producer = { address: rinfo.address, port: rinfo.port, key, metadata: m.metadata, epoch: m.epoch, lastHeardMs: now, online: false, offlineSinceMs: now };
+      ch.producer = { address: rinfo.address, port: rinfo.port, key, metadata: m.metadata, epoch: m.epoch, lastHeardMs: now, mediaSinceSweep: false, online: false, offlineSinceMs: now };
     }
     this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
     if (resumed || !ch.producer!.online) this.#setOnline(ch, rinfo.address, rinfo.port);
@@ -448,6 +446,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       ch.history.release(now, this.#historyMs);
       const p = ch.producer;
       if (p === null) continue;
+      if (p.mediaSinceSweep) {
+        p.lastHeardMs = now;
+        p.mediaSinceSweep = false;
+      }
       if (p.online && now - p.lastHeardMs > leaseMs) {
         this.counters.producersExpired++;
         this.#setOffline(ch, NoticeEvent.PRODUCER_OFFLINE, 'lease');

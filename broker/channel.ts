@@ -35,6 +35,11 @@ export interface ProducerPresence {
   metadata: StreamMetadata;
   epoch: number;
   lastHeardMs: number;
+  /**
+   * MEDIA arrived since the last sweep, which then renews the lease (lastHeardMs = its time):
+   * the hot path reads no clock. A lease so ends at most one sweep interval late, never early.
+   */
+  mediaSinceSweep: boolean;
   online: boolean;
   /** When it went offline or said goodbye; 0 while online. */
   offlineSinceMs: number;
@@ -94,15 +99,20 @@ export class Channel {
   /**
    * Keeps the datagrams of the latest complete video frame (and of the one arriving), so a
    * new subscriber gets a picture at once. Holds references to received datagrams: no copy.
+   * `msg` is a checked MEDIA datagram of the video track.
    */
-  cacheVideo(msg: Buffer, epoch: number, frameNo: number, fragIndex: number, fragCount: number): void {
+  cacheVideo(msg: Buffer): void {
+    const fragCount = (msg[16] << 8) | msg[17];
     if (fragCount === 1) {
       // A whole frame in one datagram: no bookkeeping, and no allocation per frame.
+      if (this.#cached !== this.#single) this.#cached = this.#single;
       this.#single[0] = msg;
-      this.#cached = this.#single;
-      this.#building = null;
+      if (this.#building !== null) this.#building = null;
       return;
     }
+    const epoch = msg.readUInt32BE(8);
+    const frameNo = msg.readUInt32BE(24);
+    const fragIndex = (msg[14] << 8) | msg[15];
     let b = this.#building;
     if (b === null || b.frameNo !== frameNo || b.epoch !== epoch || b.parts.length !== fragCount) {
       if (fragCount > this.#maxCachedFragments) {

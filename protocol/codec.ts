@@ -229,14 +229,15 @@ export function encode(m: Message, maxBytes = MAX_UDP_PAYLOAD_BYTES): Buffer {
  * Returns null when it is well formed, else the code `decode` would throw (PROTOCOL.md §3.2).
  */
 export function checkMedia(buf: Buffer): E | null {
-  if (buf.length < MEDIA_HEADER_BYTES) return E.TOO_SHORT;
-  if (buf[12] > Track.AUDIO) return E.BAD_TRACK;
-  const fragIndex = buf.readUInt16BE(14);
-  const fragCount = buf.readUInt16BE(16);
-  if (fragCount === 0 || fragIndex >= fragCount) return E.BAD_FRAGMENT;
-  const frameBytes = buf.readUInt32BE(32);
-  const fragOffset = buf.readUInt32BE(36);
   const payloadBytes = buf.length - MEDIA_HEADER_BYTES;
+  if (payloadBytes < 0) return E.TOO_SHORT;
+  if (buf[12] > Track.AUDIO) return E.BAD_TRACK;
+  // Byte reads, not readUInt*BE: this runs for every datagram a producer sends.
+  const fragIndex = (buf[14] << 8) | buf[15];
+  const fragCount = (buf[16] << 8) | buf[17];
+  if (fragCount === 0 || fragIndex >= fragCount) return E.BAD_FRAGMENT;
+  const frameBytes = ((buf[32] << 24) >>> 0) + ((buf[33] << 16) | (buf[34] << 8) | buf[35]);
+  const fragOffset = ((buf[36] << 24) >>> 0) + ((buf[37] << 16) | (buf[38] << 8) | buf[39]);
   if (fragOffset + payloadBytes > frameBytes) return E.BAD_LENGTH;
   // Every fragment carries at least one byte, so a frame cannot claim more fragments than bytes.
   if (payloadBytes === 0 || fragCount > frameBytes) return E.BAD_LENGTH;

@@ -32,3 +32,12 @@ it('npm run bench runs end to end on a tiny matrix', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 }, 90_000);
+
+it('npm run bench:hot-path measures the broker fed in a loop, every datagram taken', async () => {
+  for (const args of [[], ['--watched']]) {
+    const p = new Proc('bench/hot-path.ts', ['--quick', ...args]);
+    await p.waitFor(/^checked: the broker took all 20000 datagrams/, 30_000);
+    expect((await p.exited).code).toBe(0);
+    expect(p.stdoutLines.some((l) => /^broker \d+ ns, baseline's lookup \d+ ns$/.test(l))).toBe(true);
+  }
+}, 60_000);

@@ -122,6 +122,27 @@ describe('Broker', () => {
     expect(t.socket.to(C1.port)).toEqual([expect.objectContaining({ type: MessageType.NOTICE, event: NoticeEvent.PRODUCER_ONLINE })]);
   });
 
+  it('renews a producer lease on MEDIA at the next sweep: never early, at most one sweep late', () => {
+    const t = setup();
+    t.announce();
+    t.subscribe(C1);
+    const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 });
+    const offline = () => t.socket.to(C1.port).filter((m) => m.type === MessageType.NOTICE && m.event === NoticeEvent.PRODUCER_OFFLINE);
+    const keepClient = () => t.heartbeat(C1, Role.CLIENT);
+    t.advance(2950);
+    t.broker.handleDatagram(pk.packetize(Track.VIDEO, Buffer.alloc(10, 1), 0, 1)[0], P); // last datagram, at 2950 ms
+    // Sweeps every 100 ms from here, as the entry point runs them.
+    let sinceMedia = 0;
+    while (offline().length === 0 && sinceMedia < 5000) {
+      if (sinceMedia % 1000 === 0) keepClient();
+      t.advance(100);
+      sinceMedia += 100;
+    }
+    expect(offline()).toHaveLength(1);
+    expect(sinceMedia).toBeGreaterThan(3000); // not before its lease
+    expect(sinceMedia).toBeLessThanOrEqual(3200); // lease + one sweep to notice it + one to act
+  });
+
   it('refuses another address announcing a live ID', () => {
     const t = setup();
     t.announce();

@@ -1,0 +1,67 @@
+/**
+ * The broker's own JavaScript cost per received MEDIA datagram, without sockets (issue 6): a
+ * Broker fed datagrams of 100 producers in a loop, beside a loop doing only what the baseline
+ * relay does (one map lookup). Sockets, the kernel and Node's receive path are not in it: run
+ * `npm run bench` for those. `npx tsx bench/hot-path.ts [--watched]`.
+ */
+import { Broker } from '../broker/broker.ts';
+import { encodeControl, MessageType, Status, decode } from '../protocol/index.ts';
+import { benchDatagram, stamp } from './wire.ts';
+
+const PRODUCERS = 100;
+const quick = process.argv.includes('--quick'); // what npm test runs: the script works, no figure
+const N = quick ? 20_000 : 2_000_000;
+const ROUNDS = quick ? 1 : 5;
+const watched = process.argv.includes('--watched');
+let sends = 0;
+let now = 0;
+let tick = 0;
+const broker = new Broker({ socket: { send: (msg) => { sends++; lastSent = msg; } }, clock: () => now });
+let lastSent: Buffer | null = null;
+const from = (i: number) => ({ address: '127.0.0.1', port: 40000 + i });
+const metadata = { title: 'bench', video: { codec: 'mjpeg', width: 2, height: 2, fps: 12 }, audio: null };
+for (let i = 0; i < PRODUCERS; i++) {
+  broker.handleDatagram(encodeControl({ type: MessageType.ANNOUNCE, producerId: 0x100000 + i, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }), from(i));
+}
+if (watched) {
+  // A viewer of each producer: the fan-out and the loss-recovery log are in the loop too.
+  for (let i = 0; i < PRODUCERS; i++) {
+    const viewer = from(1000 + i);
+    broker.handleDatagram(encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }), viewer);
+    const challenge = decode(lastSent!);
+    if (challenge.type !== MessageType.ACK || challenge.status !== Status.VALIDATE) throw new Error('no token');
+    broker.handleDatagram(encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 2, token: challenge.detail.token! }), viewer);
+    broker.handleDatagram(encodeControl({ type: MessageType.SUBSCRIBE, producerId: 0x100000 + i, requestId: 3 }), viewer);
+  }
+  if (broker.subscriptionCount !== PRODUCERS) throw new Error(`${broker.subscriptionCount} of ${PRODUCERS} viewers subscribed`);
+}
+const pool = Array.from({ length: 4096 }, () => benchDatagram(0x100000, 1200));
+const seqs = new Uint32Array(PRODUCERS);
+const rinfos = Array.from({ length: PRODUCERS }, (_, i) => from(i));
+const lookup = new Map<number, number>();
+
+function loop(handle: (d: Buffer, p: number) => void): number {
+  const t0 = performance.now();
+  for (let i = 0; i < N; i++) {
+    const p = i % PRODUCERS;
+    const d = pool[i & 4095];
+    stamp(d, 0x100000 + p, seqs[p]++);
+    now = tick++ / 200; // 200k datagrams/s
+    handle(d, p);
+  }
+  return ((performance.now() - t0) * 1e6) / N;
+}
+
+console.log(`hot path, ${PRODUCERS} producers, ${watched ? 'each watched by one viewer' : 'none watched'}; ns per datagram (${ROUNDS} rounds of ${N}, the loop's own cost included)`);
+for (let round = 0; round < ROUNDS; round++) {
+  const b = loop((d, p) => broker.handleDatagram(d, { address: rinfos[p].address, port: rinfos[p].port }));
+  let hits = 0;
+  const base = loop((d, p) => {
+    const r = { address: rinfos[p].address, port: rinfos[p].port };
+    if (lookup.get(d.readUInt32BE(4)) !== undefined || r.port === 0) hits++;
+  });
+  console.log(`broker ${b.toFixed(0)} ns, baseline's lookup ${base.toFixed(0)} ns`);
+  if (hits !== 0) throw new Error('the lookup found what it must not');
+}
+if (broker.counters.mediaIn !== ROUNDS * N || (watched && sends < ROUNDS * N)) throw new Error(`the broker took ${broker.counters.mediaIn} and sent ${sends} of ${ROUNDS * N} datagrams`);
+console.log(`checked: the broker took all ${ROUNDS * N} datagrams${watched ? ' and forwarded each' : ''}`);
