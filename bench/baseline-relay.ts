@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import dgram from 'node:dgram';
 import { REGISTER, REGISTERED } from './wire.ts';
 
@@ -6,39 +7,99 @@ import { REGISTER, REGISTERED } from './wire.ts';
  * send the same Buffer to each subscriber of its producer, nothing else. Subscribers register
  * with [0xFF, producer ID (4 bytes)]. With --connected, each subscriber gets a socket of its own
  * bound to the same port (reuseAddr) and connected to it, so a send names no address.
+ * With --processes N (relay kind baseline-cluster), N processes share the one socket (node:cluster
+ * hands them the same handle): the kernel gives each datagram to one of them, which sends it to
+ * every subscriber; a registration is made known to all before it is answered. This measures
+ * whether a second core helps a relay (issue 6).
  */
 const connected = process.argv.includes('--connected');
+const processesArg = process.argv.indexOf('--processes');
+const processes = processesArg > 0 ? Number(process.argv[processesArg + 1]) : 1;
 type Out = { port: number; address: string; socket: dgram.Socket | null };
-const socket = dgram.createSocket({ type: 'udp4', reuseAddr: connected });
-const subscribers = new Map<number, Out[]>();
-const forward = (msg: Buffer): void => {
-  const subs = subscribers.get(msg.readUInt32BE(4));
-  if (subs === undefined) return;
-  if (connected) for (let i = 0; i < subs.length; i++) subs[i].socket!.send(msg);
-  else for (let i = 0; i < subs.length; i++) socket.send(msg, subs[i].port, subs[i].address);
-};
-socket.on('message', (msg, rinfo) => {
-  if (msg[0] !== REGISTER) return forward(msg);
-  const id = msg.readUInt32BE(1);
-  const list = subscribers.get(id) ?? [];
-  const out: Out = { port: rinfo.port, address: rinfo.address, socket: null };
-  const done = (): void => {
+type Registration = { id: number; port: number; address: string; origin: number };
+
+if (processes > 1 && cluster.isPrimary) {
+  const workers = Array.from({ length: processes }, () => cluster.fork({ RELAY_WORKER: '1' }));
+  let listening = 0;
+  const pending = new Map<string, { left: number; origin: number; reg: Registration }>();
+  for (const w of workers) {
+    w.on('message', (m: { listening?: number; register?: Registration; known?: string }) => {
+      if (m.listening !== undefined && ++listening === workers.length) {
+        process.stdout.write(`baseline listening on 127.0.0.1:${m.listening}\n`);
+      }
+      if (m.register !== undefined) {
+        const key = `${m.register.address}:${m.register.port}:${m.register.id}`;
+        pending.set(key, { left: workers.length, origin: m.register.origin, reg: m.register });
+        for (const x of workers) x.send({ add: m.register, key });
+      }
+      if (m.known !== undefined) {
+        const p = pending.get(m.known);
+        if (p !== undefined && --p.left === 0) {
+          pending.delete(m.known);
+          workers.find((x) => x.id === p.origin)?.send({ answer: p.reg });
+        }
+      }
+    });
+  }
+  process.on('SIGTERM', () => {
+    for (const w of workers) w.kill('SIGKILL');
+    process.exit(0);
+  });
+} else {
+  relay();
+}
+
+function relay(): void {
+  const inCluster = cluster.isWorker;
+  const socket = dgram.createSocket({ type: 'udp4', reuseAddr: connected });
+  const subscribers = new Map<number, Out[]>();
+  const forward = (msg: Buffer): void => {
+    const subs = subscribers.get(msg.readUInt32BE(4));
+    if (subs === undefined) return;
+    if (connected) for (let i = 0; i < subs.length; i++) subs[i].socket!.send(msg);
+    else for (let i = 0; i < subs.length; i++) socket.send(msg, subs[i].port, subs[i].address);
+  };
+  const add = (id: number, out: Out): void => {
+    const list = subscribers.get(id) ?? [];
     list.push(out);
     subscribers.set(id, list);
-    socket.send(Buffer.from([REGISTERED]), rinfo.port, rinfo.address);
   };
-  if (!connected) return done();
-  const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
-  s.on('message', (m) => { if (m[0] !== REGISTER) forward(m); });
-  s.bind(socket.address().port, '127.0.0.1', () => s.connect(rinfo.port, rinfo.address, () => {
-    s.setSendBufferSize(4 * 1024 * 1024);
-    out.socket = s;
-    done();
-  }));
-});
-socket.bind(0, '127.0.0.1', () => {
-  socket.setRecvBufferSize(4 * 1024 * 1024);
-  socket.setSendBufferSize(4 * 1024 * 1024);
-  process.stdout.write(`baseline listening on 127.0.0.1:${socket.address().port}\n`);
-});
-process.on('SIGTERM', () => process.exit(0));
+  const answer = (port: number, address: string): void => socket.send(Buffer.from([REGISTERED]), port, address);
+  socket.on('message', (msg, rinfo) => {
+    if (msg[0] !== REGISTER) return forward(msg);
+    const id = msg.readUInt32BE(1);
+    if (inCluster) {
+      process.send!({ register: { id, port: rinfo.port, address: rinfo.address, origin: cluster.worker!.id } });
+      return;
+    }
+    const out: Out = { port: rinfo.port, address: rinfo.address, socket: null };
+    if (!connected) {
+      add(id, out);
+      return answer(rinfo.port, rinfo.address);
+    }
+    const s = dgram.createSocket({ type: 'udp4', reuseAddr: true });
+    s.on('message', (m) => { if (m[0] !== REGISTER) forward(m); });
+    s.bind(socket.address().port, '127.0.0.1', () => s.connect(rinfo.port, rinfo.address, () => {
+      s.setSendBufferSize(4 * 1024 * 1024);
+      out.socket = s;
+      add(id, out);
+      answer(rinfo.port, rinfo.address);
+    }));
+  });
+  if (inCluster) {
+    process.on('message', (m: { add?: Registration; key?: string; answer?: Registration }) => {
+      if (m.add !== undefined) {
+        add(m.add.id, { port: m.add.port, address: m.add.address, socket: null });
+        process.send!({ known: m.key });
+      }
+      if (m.answer !== undefined) answer(m.answer.port, m.answer.address);
+    });
+  }
+  socket.bind(0, '127.0.0.1', () => {
+    socket.setRecvBufferSize(4 * 1024 * 1024);
+    socket.setSendBufferSize(4 * 1024 * 1024);
+    if (inCluster) process.send!({ listening: socket.address().port });
+    else process.stdout.write(`baseline listening on 127.0.0.1:${socket.address().port}\n`);
+  });
+  process.on('SIGTERM', () => process.exit(0));
+}

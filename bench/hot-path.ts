@@ -14,10 +14,10 @@ const N = quick ? 20_000 : 2_000_000;
 const ROUNDS = quick ? 1 : 5;
 const watched = process.argv.includes('--watched');
 let sends = 0;
+let lastSent: Buffer | null = null;
 let now = 0;
 let tick = 0;
 const broker = new Broker({ socket: { send: (msg) => { sends++; lastSent = msg; } }, clock: () => now });
-let lastSent: Buffer | null = null;
 const from = (i: number) => ({ address: '127.0.0.1', port: 40000 + i });
 const metadata = { title: 'bench', video: { codec: 'mjpeg', width: 2, height: 2, fps: 12 }, audio: null };
 for (let i = 0; i < PRODUCERS; i++) {
@@ -35,7 +35,9 @@ if (watched) {
   }
   if (broker.subscriptionCount !== PRODUCERS) throw new Error(`${broker.subscriptionCount} of ${PRODUCERS} viewers subscribed`);
 }
-const pool = Array.from({ length: 4096 }, () => benchDatagram(0x100000, 1200));
+const bytesArg = process.argv.indexOf('--bytes');
+const BYTES = bytesArg > 0 ? Number(process.argv[bytesArg + 1]) : 1200;
+const pool = Array.from({ length: 4096 }, () => benchDatagram(0x100000, BYTES));
 const seqs = new Uint32Array(PRODUCERS);
 const rinfos = Array.from({ length: PRODUCERS }, (_, i) => from(i));
 const lookup = new Map<number, number>();
@@ -52,7 +54,7 @@ function loop(handle: (d: Buffer, p: number) => void): number {
   return ((performance.now() - t0) * 1e6) / N;
 }
 
-console.log(`hot path, ${PRODUCERS} producers, ${watched ? 'each watched by one viewer' : 'none watched'}; ns per datagram (${ROUNDS} rounds of ${N}, the loop's own cost included)`);
+console.log(`hot path, ${BYTES}-byte datagrams, ${PRODUCERS} producers, ${watched ? 'each watched by one viewer' : 'none watched'}; ns per datagram (${ROUNDS} rounds of ${N}, the loop's own cost included)`);
 for (let round = 0; round < ROUNDS; round++) {
   const b = loop((d, p) => broker.handleDatagram(d, { address: rinfos[p].address, port: rinfos[p].port }));
   let hits = 0;

@@ -9,7 +9,7 @@ export function writeReport(run: BenchRun, docsDir: string): void {
     const base = c.relays.find((r) => r.kind === 'baseline');
     return c.relays.map((r) => {
       const ratio = base && base.deliveredPerS > 0 && r.kind !== 'baseline' ? `${((100 * r.deliveredPerS) / base.deliveredPerS).toFixed(0)}%` : '';
-      return `| ${c.bytes} | ${c.subscribers} | ${c.producers} | ${r.kind} | ${r.sustainedIngressPerS.toLocaleString('en')} | ${r.deliveredPerS.toLocaleString('en')}${r.sourceLimited ? ' ≥' : ''} | ${r.deliveredMbitPerS} | ${ratio} | ${r.latencyUs.p50} / ${r.latencyUs.p99} / ${r.latencyUs.p999} | ${r.latencyAtTenthUs.p50} / ${r.latencyAtTenthUs.p99} / ${r.latencyAtTenthUs.p999} | ${r.cpuPctAtHalf} | ${(r.rssKiB.end / 1024).toFixed(1)} | ${r.idleBytesPerSubscriber} | ${r.idleBytesPerProducer} |`;
+      return `| ${c.bytes} | ${c.subscribers} | ${c.producers} | ${r.kind} | ${r.sustainedIngressPerS.toLocaleString('en')} | ${r.deliveredPerS.toLocaleString('en')}${r.sourceLimited ? ' ≥' : ''}${(r.deliveredPerSRuns?.length ?? 0) > 1 ? ` (runs: ${r.deliveredPerSRuns!.map((d) => d.toLocaleString('en')).join(' / ')})` : ''} | ${r.deliveredMbitPerS} | ${ratio} | ${r.latencyUs.p50} / ${r.latencyUs.p99} / ${r.latencyUs.p999} | ${r.latencyAtTenthUs.p50} / ${r.latencyAtTenthUs.p99} / ${r.latencyAtTenthUs.p999} | ${r.cpuPctAtHalf} | ${(r.rssKiB.end / 1024).toFixed(1)} | ${r.idleBytesPerSubscriber} | ${r.idleBytesPerProducer} |`;
     });
   });
   const table = [
@@ -31,7 +31,7 @@ export function writeReport(run: BenchRun, docsDir: string): void {
   writeFileSync(join(docsDir, 'BENCHMARKS.md'), `# Benchmarks
 
 Written by \`${run.command}\` (bench/run.ts, bench/report.ts) on ${run.when.slice(0, 10)}: ${m.cpus} cores (${m.model}),
-${m.memGiB} GiB, Node ${m.node}; ${m.pinned ? 'the relay pinned to core 0 with taskset, producers and subscribers on core 1' : 'not pinned'};
+${m.memGiB} GiB, Node ${m.node}; ${m.pinned ? `the relay pinned to core ${m.relayCpus ?? '0'} with taskset, producers and subscribers on core 1` : 'not pinned'};
 subscribers read with ${m.sinks === 'c' ? 'recvmmsg in C (bench/csink.c, built with gcc: Node\'s receive path would cap every figure near 200k/s)' : 'Node'}; loopback; trials of ${run.trialMs} ms, longer (up to ${5 * run.trialMs} ms) where the subscribers would be due fewer than 20,000 datagrams.
 Raw figures: [benchmarks.json](benchmarks.json).
 
@@ -62,15 +62,17 @@ ${table}
 
 ![delivered datagrams/s against subscribers](bench-delivered.svg)
 
-Reading it: run to run, a row moves by about ±10% on this 2-core machine (compare the broker's and the baseline's
-rows with each other, not with another run's). The broker does more per datagram received than the baseline: it
-checks the header, renews the producer's lease, keeps the instant-join frame, and copies each datagram it forwards
-into the loss-recovery log; the baseline drops an unwatched producer's datagrams after one map lookup. That shows
-where a row has little fan-out (100 producers, few subscribers). Where fan-out dominates, both are bound by Node's
-per-send cost, which *connected* shows can be cut by about a fifth with a socket per subscriber (at about 5 KiB of
-RSS and a file descriptor each); the broker does that with \`--connected-sockets\` (relay *broker-connected*, in runs
-that ask for it with \`--relays broker,broker-connected,baseline\`). Latency tails at half load are the machine's as much as the relay's: the baseline's
-vary as much between runs.
+Reading it: run to run, a row moves by up to a quarter on this 2-core machine, the baseline's as much as the broker's
+(compare rows of one run with each other, not with another run's; \`--repeat 3\` measures a cell three times, the relays
+taking turns, and keeps each relay's median). The broker does more per datagram received than the baseline: it
+checks the header, marks the producer heard, keeps the instant-join frame, and copies each datagram it forwards
+into the loss-recovery log; the baseline drops an unwatched producer's datagrams after one map lookup
+(\`npm run bench:hot-path\`: about 200 ns against 120 ns per unwatched datagram in a loop, 340 ns per watched one of
+1200 B, 950 ns of 8 KiB). That shows where a row has little fan-out (100 producers, few subscribers), most with 8 KiB
+datagrams. Where fan-out dominates, both are bound by Node's per-send cost, which *connected* shows can be cut by up
+to a fifth with a socket per subscriber (at about 5 KiB of RSS and a file descriptor each); the broker does that with
+\`--connected-sockets\` (relay *broker-connected*). Latency tails at half load are the machine's as much as the
+relay's: the baseline's vary as much between runs. Whether a second core raises the ceiling: [SCALING.md](SCALING.md).
 `);
 }
 

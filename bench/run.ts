@@ -42,12 +42,14 @@ export interface RelayResult {
   /** The broker's own drop, shed and send-error counters over the cell (empty for the other relays). */
   readonly brokerDrops: Readonly<Record<string, number>>;
   readonly idleBytesPerProducer: number;
+  /** delivered/s of each run of this relay in the cell (--repeat); the row is the median one. */
+  readonly deliveredPerSRuns?: readonly number[];
   readonly trials: readonly { readonly rate: number; readonly ms: number; readonly sent: number; readonly loss: number; readonly relayDrops: number }[];
 }
 export interface CellResult extends Cell { readonly relays: readonly RelayResult[] }
 export interface BenchRun {
   readonly when: string;
-  readonly machine: { readonly cpus: number; readonly model: string; readonly memGiB: number; readonly node: string; readonly pinned: boolean; readonly sinks: 'c' | 'node' };
+  readonly machine: { readonly cpus: number; readonly model: string; readonly memGiB: number; readonly node: string; readonly pinned: boolean; readonly relayCpus: string; readonly sinks: 'c' | 'node' };
   readonly command: string;
   readonly trialMs: number;
   /** The broker's retained memory per idle peer (bench/memory.ts); null in --quick runs. */
@@ -62,11 +64,13 @@ const program = new Command('bench')
   .option('--producers <list>', 'producer counts', '1,100')
   .option('--relays <list>', 'relays to measure', 'broker,baseline')
   .option('--trial-ms <ms>', 'length of each trial', '1000')
+  .option('--repeat <n>', 'measure each cell n times, relays taking turns, and keep each relay\'s median', '1')
   .option('--bisect <n>', 'bisection steps after the first failing rate', '4')
   .option('--out <file>', 'JSON results', join(ROOT, 'bench/results/latest.json'))
   .option('--docs', 'rewrite docs/BENCHMARKS.md and its plot from the results')
   .option('--broker-arg <arg...>', 'extra broker flags, e.g. --broker-arg=--latency-ms=0')
   .option('--node-arg <arg...>', 'extra node flags for the relays, e.g. --node-arg=--max-semi-space-size=64')
+  .option('--relay-cpus <list>', 'cores the relay may run on (taskset -c); 0,1 lets baseline-cluster use both', '0')
   .option('--relay-log <dir>', 'write each relay\'s stdout (e.g. --node-arg=--trace-gc) to <dir>/<kind>-<cell>.log')
   .option('--sinks <kind>', 'subscriber processes: c (recvmmsg, built with gcc; the default where gcc is) or node', '');
 program.parse(process.argv);
@@ -79,6 +83,7 @@ const producerCounts = quick ? [1] : list(o.producers);
 const relays = (o.relays as string).split(',') as RelayKind[];
 const trialMs = quick ? 200 : Number(o.trialMs);
 const bisectSteps = quick ? 1 : Number(o.bisect);
+const repeats = Math.max(1, Number(o.repeat));
 /** The latency run is longer than a trial: its tail is what it is for. */
 const latencyMs = quick ? trialMs : Math.max(3000, trialMs);
 const pinned = cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
@@ -145,9 +150,19 @@ function pin(pid: number, core: number): void {
   if (pinned) spawnSync('taskset', ['-a', '-p', '-c', String(core), String(pid)], { stdio: 'ignore' });
 }
 
+/** A relay's process and its children (baseline-cluster's workers). */
+function relayPids(pid: number): number[] {
+  const children = spawnSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).stdout ?? '';
+  return [pid, ...children.split('\n').filter(Boolean).map(Number)];
+}
+
 function rssKiB(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) : 0;
+  let kib = 0;
+  for (const p of relayPids(pid)) {
+    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+    if (m) kib += Number(m[1]);
+  }
+  return kib;
 }
 /** Datagrams the kernel dropped at every socket on this UDP port (/proc/net/udp, its last column). */
 function socketDrops(port: number): number {
@@ -160,8 +175,12 @@ function socketDrops(port: number): number {
   return drops;
 }
 function cpuTicks(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+  let ticks = 0;
+  for (const p of relayPids(pid)) {
+    const f = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1].split(' ');
+    ticks += Number(f[11]) + Number(f[12]); // utime, stime (fields 14, 15)
+  }
+  return ticks;
 }
 
 /** The broker's counters over the wire (HELLO, token echoed, STATS), to see what it dropped or shed. */
@@ -184,7 +203,7 @@ async function brokerCounters(port: number): Promise<Record<string, number>> {
 async function startRelay(kind: RelayKind, cell: Cell): Promise<{ proc: ChildProcess; port: number }> {
   const isBroker = kind === 'broker' || kind === 'broker-connected';
   const script = isBroker ? 'broker/main.ts' : 'bench/baseline-relay.ts';
-  const args = kind === 'connected' ? ['--connected'] : isBroker
+  const args = kind === 'connected' ? ['--connected'] : kind === 'baseline-cluster' ? ['--processes', '2'] : isBroker
     ? ['--host', '127.0.0.1', '--port', '0', '--stats-interval-s', '0', '--max-control-rate', '1000000', '--max-subscribers', '1000000',
       ...(kind === 'broker-connected' ? ['--connected-sockets'] : []), ...((o.brokerArg as string[] | undefined) ?? [])]
     : [];
@@ -203,7 +222,8 @@ async function startRelay(kind: RelayKind, cell: Cell): Promise<{ proc: ChildPro
     });
     proc.once('exit', (code) => reject(new Error(`${kind} exited with ${code} before listening`)));
   });
-  pin(proc.pid!, 0);
+  // The relay, and a cluster's worker processes with it.
+  for (const p of relayPids(proc.pid!)) if (pinned) spawnSync('taskset', ['-a', '-p', '-c', o.relayCpus as string, String(p)], { stdio: 'ignore' });
   return { proc, port };
 }
 
@@ -378,19 +398,26 @@ if (!quick) {
 
 const cells: CellResult[] = [];
 const header = 'bytes  subs  prods  relay      ingress/s  delivered/s  Mbit/s  vs base  µs p50/p99/p99.9 at 1/2  at 1/10          CPU%  RSS MiB  B/idle sub  B/idle prod';
-process.stdout.write(`Framecast benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, ${pinned ? 'relay pinned to core 0, load on core 1' : 'not pinned (no taskset or one core)'}, ` +
+process.stdout.write(`Framecast benchmark: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, ${pinned ? `relay pinned to core ${o.relayCpus}, load on core 1` : 'not pinned (no taskset or one core)'}, ` +
   `subscribers in ${sinkKind === 'c' ? 'C (recvmmsg)' : 'Node'}, trials ${trialMs} ms\n${header}\n`);
 for (const bytes of sizes) {
   for (const producers of producerCounts) {
     for (const subscribers of subscriberCounts) {
       const cell = { bytes, subscribers, producers };
-      const results: RelayResult[] = [];
-      for (const kind of relays) results.push(await measure(kind, cell));
+      // With --repeat N, the relays take turns N times and each keeps its median run: on a
+      // 2-core machine two runs of one relay differ by up to a quarter.
+      const runs = new Map<RelayKind, RelayResult[]>(relays.map((k) => [k, []]));
+      for (let rep = 0; rep < repeats; rep++) for (const kind of relays) runs.get(kind)!.push(await measure(kind, cell));
+      const results = relays.map((kind) => {
+        const all = runs.get(kind)!;
+        const median = [...all].sort((a, b) => a.deliveredPerS - b.deliveredPerS)[(all.length - 1) >> 1];
+        return { ...median, deliveredPerSRuns: all.map((r) => r.deliveredPerS) };
+      });
       const base = results.find((r) => r.kind === 'baseline');
       for (const r of results) {
         const ratio = base && base.deliveredPerS > 0 ? `${((100 * r.deliveredPerS) / base.deliveredPerS).toFixed(0)}%` : '-';
         const perSub = r.idleBytesPerSubscriber;
-        process.stdout.write(`${String(bytes).padStart(5)}  ${String(subscribers).padStart(4)}  ${String(producers).padStart(5)}  ${r.kind.padEnd(9)}  ${String(r.sustainedIngressPerS).padStart(9)}  ${String(r.deliveredPerS).padStart(11)}  ${String(r.deliveredMbitPerS).padStart(6)}  ${ratio.padStart(7)}   ${`${r.latencyUs.p50}/${r.latencyUs.p99}/${r.latencyUs.p999}`.padEnd(18)}  ${`${r.latencyAtTenthUs.p50}/${r.latencyAtTenthUs.p99}/${r.latencyAtTenthUs.p999}`.padEnd(16)}  ${String(r.cpuPctAtHalf).padStart(4)}  ${(r.rssKiB.end / 1024).toFixed(1).padStart(7)}  ${String(perSub).padStart(10)}  ${String(r.idleBytesPerProducer).padStart(11)}${r.sourceLimited ? '  (source-limited)' : ''}` +
+        process.stdout.write(`${String(bytes).padStart(5)}  ${String(subscribers).padStart(4)}  ${String(producers).padStart(5)}  ${r.kind.padEnd(9)}  ${String(r.sustainedIngressPerS).padStart(9)}  ${String(r.deliveredPerS).padStart(11)}  ${String(r.deliveredMbitPerS).padStart(6)}  ${ratio.padStart(7)}   ${`${r.latencyUs.p50}/${r.latencyUs.p99}/${r.latencyUs.p999}`.padEnd(18)}  ${`${r.latencyAtTenthUs.p50}/${r.latencyAtTenthUs.p99}/${r.latencyAtTenthUs.p999}`.padEnd(16)}  ${String(r.cpuPctAtHalf).padStart(4)}  ${(r.rssKiB.end / 1024).toFixed(1).padStart(7)}  ${String(perSub).padStart(10)}  ${String(r.idleBytesPerProducer).padStart(11)}${r.sourceLimited ? '  (source-limited)' : ''}${(r.deliveredPerSRuns?.length ?? 0) > 1 ? `  runs: ${r.deliveredPerSRuns!.join(' / ')}` : ''}` +
           `${Object.keys(r.brokerDrops).length > 0 ? `  broker: ${Object.entries(r.brokerDrops).map(([k, v]) => `${k} ${v}`).join(', ')}` : ''}\n`);
       }
       cells.push({ ...cell, relays: results });
@@ -399,7 +426,7 @@ for (const bytes of sizes) {
 }
 const run: BenchRun = {
   when: new Date().toISOString(),
-  machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, pinned, sinks: sinkKind },
+  machine: { cpus: cpus().length, model: cpus()[0]?.model ?? '?', memGiB: Math.round(totalmem() / 2 ** 30), node: process.version, pinned, relayCpus: o.relayCpus as string, sinks: sinkKind },
   command: `npm run bench --${process.argv.slice(2).length ? ` ${process.argv.slice(2).join(' ')}` : ''}`,
   trialMs, memory, cells,
 };

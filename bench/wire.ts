@@ -34,8 +34,11 @@ export const REGISTER = 0xff;
 export const REGISTERED = 0xfe;
 export const isMedia = (d: Buffer): boolean => d.length > 3 && d[3] === MessageType.MEDIA;
 
-/** broker-connected: the broker with --connected-sockets. */
-export type RelayKind = 'broker' | 'broker-connected' | 'baseline' | 'connected';
+/**
+ * broker-connected: the broker with --connected-sockets; connected: the baseline with a
+ * connected socket per subscriber; baseline-cluster: two baseline processes sharing one socket.
+ */
+export type RelayKind = 'broker' | 'broker-connected' | 'baseline' | 'connected' | 'baseline-cluster';
 
 /** Latency histogram: 1 µs buckets up to 100 ms, the rest in the last bucket. */
 export const HIST_BUCKETS = 100_000;
