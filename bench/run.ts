@@ -203,7 +203,7 @@ async function brokerCounters(port: number): Promise<Record<string, number>> {
 async function startRelay(kind: RelayKind, cell: Cell): Promise<{ proc: ChildProcess; port: number }> {
   const isBroker = kind === 'broker' || kind === 'broker-connected';
   const script = isBroker ? 'broker/main.ts' : 'bench/baseline-relay.ts';
-  const args = kind === 'connected' ? ['--connected'] : kind === 'baseline-cluster' ? ['--processes', '2'] : isBroker
+  const args = kind === 'connected' ? ['--connected'] : kind === 'baseline-cluster' ? ['--processes', '2'] : kind === 'baseline-threads' ? ['--threads', '2'] : isBroker
     ? ['--host', '127.0.0.1', '--port', '0', '--stats-interval-s', '0', '--max-control-rate', '1000000', '--max-subscribers', '1000000',
       ...(kind === 'broker-connected' ? ['--connected-sockets'] : []), ...((o.brokerArg as string[] | undefined) ?? [])]
     : [];

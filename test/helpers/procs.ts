@@ -20,6 +20,9 @@ export class Proc {
       // An empty LOG_LEVEL keeps children quiet unless a test asks; .env still supplies defaults.
       env: { ...process.env, LOG_LEVEL: 'warn', ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      // A process group of its own, so that kill() reaches what it started too (npm start's
+      // broker, producers and client; the benchmark's relays, producers and subscribers).
+      detached: true,
     });
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
     this.#collect(this.child.stdout, this.stdoutLines, true);
@@ -80,8 +83,16 @@ export class Proc {
     this.child.stdin.write(`${line}\n`);
   }
 
+  /** Signals the process; SIGKILL goes to its whole group, so nothing it started outlives a test. */
   kill(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    const alive = this.child.exitCode === null && this.child.signalCode === null;
+    if (signal === 'SIGKILL' && this.child.pid !== undefined) {
+      try {
+        process.kill(-this.child.pid, 'SIGKILL'); // the group outlives its leader: kill it even after the exit
+      } catch {
+        // no such group left
+      }
+    } else if (alive) this.child.kill(signal);
     return this.exited;
   }
 }
