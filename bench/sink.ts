@@ -43,6 +43,8 @@ async function join(s: dgram.Socket, init: Init, producerId: number): Promise<vo
   await exchange(s, port, encodeControl({ type: MessageType.SUBSCRIBE, producerId, requestId: 3 }), (r) => ack(r, 3, Status.OK) !== null);
 }
 
+// The harness gone (killed, or crashed): nothing left to serve.
+process.on('disconnect', () => process.exit(0));
 process.on('message', (raw: { cmd: string } & Record<string, unknown>) => {
   void (async () => {
     switch (raw.cmd) {

@@ -51,6 +51,8 @@ function run(rate: number, ms: number): Promise<number[]> {
   });
 }
 
+// The harness gone (killed, or crashed): nothing left to serve.
+process.on('disconnect', () => process.exit(0));
 process.on('message', (raw: { cmd: string } & Record<string, unknown>) => {
   void (async () => {
     switch (raw.cmd) {
