@@ -24,17 +24,22 @@ export function threadedRelay(threads: number): void {
   let next = 0;
   let written = 0;
   const socket = dgram.createSocket('udp4');
+  /** Registrations sent to a worker and not yet known to it, by reference. */
+  const pending = new Map<number, { port: number; address: string }>();
+  for (const w of workers) {
+    w.on('message', (m: { known: number }) => {
+      const to = pending.get(m.known);
+      if (to === undefined) return;
+      pending.delete(m.known);
+      socket.send(Buffer.from([REGISTERED]), to.port, to.address);
+    });
+  }
   socket.on('message', (msg, rinfo) => {
     if (msg[0] === REGISTER) {
       // Round robin over the workers; answered once that worker knows the subscriber.
-      const w = workers[next++ % workers.length];
-      const onAck = (m: { known?: boolean }): void => {
-        if (m.known !== true) return;
-        w.off('message', onAck);
-        socket.send(Buffer.from([REGISTERED]), rinfo.port, rinfo.address);
-      };
-      w.on('message', onAck);
-      w.postMessage({ id: msg.readUInt32BE(1), port: rinfo.port, address: rinfo.address });
+      const w = workers[next % workers.length];
+      pending.set(next, rinfo);
+      w.postMessage({ ref: next++, id: msg.readUInt32BE(1), port: rinfo.port, address: rinfo.address });
       return;
     }
     if (msg.length > SLOT_BYTES) return;
@@ -64,11 +69,11 @@ export function ringWorker(): void {
   const socket = dgram.createSocket('udp4');
   const subscribers = new Map<number, Out[]>();
   let read = 0;
-  parentPort!.on('message', (m: { id: number; port: number; address: string }) => {
+  parentPort!.on('message', (m: { ref: number; id: number; port: number; address: string }) => {
     const list = subscribers.get(m.id) ?? [];
     list.push({ port: m.port, address: m.address, socket: null });
     subscribers.set(m.id, list);
-    parentPort!.postMessage({ known: true });
+    parentPort!.postMessage({ known: m.ref });
   });
   const drain = (): void => {
     const written = Atomics.load(meta, 0);
