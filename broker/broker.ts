@@ -38,6 +38,23 @@ export interface PeerSockets {
 }
 export type Clock = () => number;
 
+/**
+ * Optional: threads that send media for the broker (fanout-threads.ts, `--fanout-threads`). The
+ * broker keeps every decision and tells them, in order, which validated client watches which
+ * producer; they send from sockets of the broker's own port.
+ */
+export interface Fanout {
+  /** A validated client; the number names it in later calls. */
+  open(address: string, port: number): number;
+  close(peer: number): void;
+  subscribe(channel: number, peer: number): void;
+  unsubscribe(channel: number, peer: number): void;
+  /** Sends `msg` to every subscriber of `channel`; false when it could not be taken (dropped, counted as shed). */
+  publish(channel: number, msg: Buffer): boolean;
+  /** Bytes taken and not yet sent: part of the send queue that shedding watches (PROTOCOL.md §3.5). */
+  queuedBytes(): number;
+}
+
 /** One subscriber's reception, as its receiver reports tell it. */
 export interface SubscriberQuality {
   readonly producer: number;
@@ -100,11 +117,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   readonly #peers: PeerSockets | null;
+  readonly #fanout: Fanout | null;
 
-  constructor(args: { socket: DatagramSocket; clock: Clock; wallClock?: Clock; options?: Partial<BrokerOptions>; secret?: Buffer; peers?: PeerSockets }) {
+  constructor(args: {
+    socket: DatagramSocket; clock: Clock; wallClock?: Clock; options?: Partial<BrokerOptions>; secret?: Buffer; peers?: PeerSockets; fanout?: Fanout;
+  }) {
     super();
     this.#socket = args.socket;
     this.#peers = args.peers ?? null;
+    this.#fanout = args.fanout ?? null;
     this.#clock = args.clock;
     this.#wallClock = args.wallClock ?? Date.now;
     this.options = Object.freeze({ ...DEFAULT_BROKER_OPTIONS, ...args.options });
@@ -189,6 +210,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (ch.shedFrame[track] >= 0 && ch.shedFrame[track] === msg.readUInt32BE(24)) {
       if (frameStart) c.framesShed++;
       c.datagramsShed += n;
+      return;
+    }
+    if (this.#fanout !== null) {
+      if (this.#fanout.publish(ch.id, msg)) {
+        c.datagramsOut += n;
+        c.bytesOut += n * msg.length;
+      } else {
+        c.datagramsShed += n;
+      }
       return;
     }
     const socket = this.#socket;
@@ -300,7 +330,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     if (this.#clients.size >= this.options.maxClients) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
     const out = this.#peers?.open(rinfo.address, rinfo.port) ?? null;
-    this.#clients.set(key, { key, address: rinfo.address, port: rinfo.port, lastHeardMs: now, subscriptions: new Map(), out });
+    const peer = this.#fanout?.open(rinfo.address, rinfo.port) ?? 0;
+    this.#clients.set(key, { key, address: rinfo.address, port: rinfo.port, lastHeardMs: now, subscriptions: new Map(), out, peer });
     this.emit('clientJoined', rinfo.address, rinfo.port);
     this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
   }
@@ -320,6 +351,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const sub: Subscriber = newSubscriber(key, rinfo.address, rinfo.port, client.out, this.options.maxRetransmitsPerSecondPerSubscriber, this.#clock());
     ch.addSubscriber(sub);
     client.subscriptions.set(m.producerId, sub);
+    this.#fanout?.subscribe(ch.id, client.peer);
     this.#ack(rinfo, m, Status.OK, detail);
     this.emit('subscribed', m.producerId, rinfo.address, rinfo.port);
     // Instant join (PROTOCOL.md §3.5): the latest whole frame now, not at the next frame.
@@ -332,6 +364,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const client = this.#clients.get(key);
     const had = client?.subscriptions.delete(m.producerId) ?? false;
     this.#channels.get(m.producerId)?.removeSubscriber(key);
+    if (had) this.#fanout?.unsubscribe(m.producerId, client!.peer);
     // Idempotent: a retried UNSUBSCRIBE is answered OK as well (PROTOCOL.md §4.2).
     this.#ack(rinfo, m, had || client !== undefined ? Status.OK : Status.NOT_SUBSCRIBED);
     if (had) this.emit('unsubscribed', m.producerId, rinfo.address, rinfo.port);
@@ -428,6 +461,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const id of client.subscriptions.keys()) this.#channels.get(id)?.removeSubscriber(client.key);
     this.#clients.delete(client.key);
     if (client.out !== null) this.#peers?.close(client.out);
+    this.#fanout?.close(client.peer); // and with it every subscription it had there
     this.emit('clientLeft', client.address, client.port, reason);
   }
 
@@ -560,7 +594,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #sendQueueFull(now = this.#clock()): boolean {
     if (now - this.#queueCheckedMs >= 1 || now < this.#queueCheckedMs) {
       const q = this.#socket.getSendQueueSize;
-      this.#queueFull = q !== undefined && q.call(this.#socket) > this.options.maxSendQueueBytes;
+      const queued = (q === undefined ? 0 : q.call(this.#socket)) + (this.#fanout?.queuedBytes() ?? 0);
+      this.#queueFull = queued > this.options.maxSendQueueBytes;
       this.#queueCheckedMs = now;
     }
     return this.#queueFull;

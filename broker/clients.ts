@@ -8,6 +8,8 @@ export interface ClientEntry {
   lastHeardMs: number;
   /** Its connected socket (PeerSockets), or null. */
   readonly out: PeerSender | null;
+  /** Its name in the fan-out threads (Fanout), when the broker runs with them; 0 otherwise. */
+  readonly peer: number;
   /** Producer ID to this client's place in that channel. */
   readonly subscriptions: Map<number, Subscriber>;
 }

@@ -1,4 +1,4 @@
-import { loadEnv, parseIntIn, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
+import { ConfigError, loadEnv, parseIntIn, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
 import { addLatencyOption, addSharedOptions } from '../common/options.ts';
 import { newProgram, option } from '../common/run.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
@@ -25,11 +25,15 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     .option('--max-control-rate <n>', 'control datagrams per second per address (MAX_CONTROL_PER_SECOND)', option('--max-control-rate', (v) => parseIntIn(v, 'max control rate', 1, 1_000_000)), parseIntIn(env.MAX_CONTROL_PER_SECOND ?? String(d.maxControlPerSecondPerAddress), 'MAX_CONTROL_PER_SECOND', 1, 1_000_000))
     .option('--stats-interval-s <s>', 'seconds between stats lines in the log, 0 for none (BROKER_STATS_INTERVAL_S)', option('--stats-interval-s', (v) => parseIntIn(v, 'stats interval', 0, 86_400)), parseIntIn(env.BROKER_STATS_INTERVAL_S ?? '10', 'BROKER_STATS_INTERVAL_S', 0, 86_400))
     .option('--connected-sockets', 'a socket per client connected to it on this port: faster fan-out, ~5 KiB and a descriptor per client (BROKER_CONNECTED_SOCKETS=1)', env.BROKER_CONNECTED_SOCKETS === '1')
+    .option('--fanout-threads <n>', 'worker threads that send media, each through connected sockets of its share of the clients; 0: none (BROKER_FANOUT_THREADS)', option('--fanout-threads', (v) => parseIntIn(v, 'fan-out threads', 0, 64)), parseIntIn(env.BROKER_FANOUT_THREADS ?? '0', 'BROKER_FANOUT_THREADS', 0, 64))
     .option('--log-file <path>', 'write logs to this file instead of stderr');
   addLatencyOption(program, env, 'how old a datagram may be and still be sent again on NAK; 0 keeps no history');
   addSharedOptions(program, env, { lease: 'missed heartbeats before a peer is dropped', datagram: 'largest datagram the broker sends' });
   program.parse(argv as string[], { from: 'node' });
   const o = program.opts();
+  if ((o.fanoutThreads as number) > 0 && o.connectedSockets === true) {
+    throw new ConfigError('--fanout-threads sends through connected sockets of its own: leave out --connected-sockets');
+  }
   return Object.freeze({
     host: o.host as string,
     port: o.port as number,
@@ -47,6 +51,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
       maxControlPerSecondPerAddress: o.maxControlRate as number,
       latencyMs: o.latencyMs as number,
       connectedSockets: o.connectedSockets === true,
+      fanoutThreads: o.fanoutThreads as number,
       // From the environment only: secrets on the command line would show in `ps`.
       producerSecrets: parseProducerSecrets(env.PRODUCER_SECRETS),
     }),

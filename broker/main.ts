@@ -4,15 +4,18 @@ import { literalFirstLookup } from '../common/net.ts';
 import { runMain } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 import { Broker, type PeerSockets } from './broker.ts';
+import { FanoutThreads } from './fanout-threads.ts';
 import { loadBrokerConfig } from './config.ts';
 
 await runMain('broker', async () => {
   const config = loadBrokerConfig(process.argv);
   const log = createLogger('broker', config.logLevel, config.logFile);
   const type = config.host.includes(':') ? 'udp6' : 'udp4';
-  // With connected sockets, every socket shares the port (SO_REUSEADDR): the kernel hands a
-  // client's datagrams to its connected socket, everyone else's to this one.
-  const socket = dgram.createSocket({ type, lookup: literalFirstLookup, reuseAddr: config.options.connectedSockets });
+  // With connected sockets (on this thread or the fan-out threads), every socket shares the port
+  // (SO_REUSEADDR): the kernel hands a client's datagrams to its connected socket, everyone
+  // else's to this one.
+  const shared = config.options.connectedSockets || config.options.fanoutThreads > 0;
+  const socket = dgram.createSocket({ type, lookup: literalFirstLookup, reuseAddr: shared });
   const peers: PeerSockets | undefined = config.options.connectedSockets ? {
     open(address, port) {
       const s = dgram.createSocket({ type, lookup: literalFirstLookup, reuseAddr: true });
@@ -42,22 +45,7 @@ await runMain('broker', async () => {
       (sender as unknown as { close(): void }).close();
     },
   } : undefined;
-  const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers });
 
-  broker.on('producerOnline', (id, address, port, title) => log.info({ producer: formatProducerId(id), address, port, title }, 'producer online'));
-  broker.on('producerOffline', (id, reason) => log.info({ producer: formatProducerId(id), reason }, 'producer offline'));
-  broker.on('producerRefused', (id, address, port) => log.warn({ producer: formatProducerId(id), address, port }, 'announce refused: ID owned by another address'));
-  broker.on('clientJoined', (address, port) => log.info({ address, port }, 'client joined'));
-  broker.on('clientLeft', (address, port, reason) => log.info({ address, port, reason }, 'client left'));
-  broker.on('subscribed', (id, address, port) => log.info({ producer: formatProducerId(id), address, port }, 'subscribed'));
-  broker.on('unsubscribed', (id, address, port) => log.info({ producer: formatProducerId(id), address, port }, 'unsubscribed'));
-
-  socket.on('message', (msg, rinfo) => broker.handleDatagram(msg, rinfo));
-  // Send failures (an unreachable subscriber, a full buffer) are counted, not fatal.
-  socket.on('error', (err) => {
-    broker.counters.sendErrors++;
-    log.debug({ err: err.message }, 'socket error');
-  });
 
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
@@ -75,11 +63,44 @@ await runMain('broker', async () => {
     log.warn({ err: (err as Error).message }, 'could not enlarge socket buffers');
   }
   const { port } = socket.address();
+  // Fan-out threads bind their sockets to the port just bound (the real one when 0 was asked).
+  const fanout = config.options.fanoutThreads === 0 ? undefined : await FanoutThreads.start({
+    threads: config.options.fanoutThreads, type, host: config.host, port, socketBufferBytes: config.options.socketBufferBytes,
+    onDatagram: (msg, rinfo) => broker.handleDatagram(msg, rinfo),
+    onFailure: (err) => {
+      // Its clients would get nothing more: end, so a supervisor restarts the broker and they heal.
+      log.fatal({ err: err.message }, 'a fan-out thread failed');
+      process.exit(1);
+    },
+  });
+  if (fanout !== undefined) log.info({ threads: config.options.fanoutThreads }, 'fan-out threads started');
+  const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers, fanout });
+  broker.on('producerOnline', (id, address, port, title) => log.info({ producer: formatProducerId(id), address, port, title }, 'producer online'));
+  broker.on('producerOffline', (id, reason) => log.info({ producer: formatProducerId(id), reason }, 'producer offline'));
+  broker.on('producerRefused', (id, address, port) => log.warn({ producer: formatProducerId(id), address, port }, 'announce refused: ID owned by another address'));
+  broker.on('clientJoined', (address, port) => log.info({ address, port }, 'client joined'));
+  broker.on('clientLeft', (address, port, reason) => log.info({ address, port, reason }, 'client left'));
+  broker.on('subscribed', (id, address, port) => log.info({ producer: formatProducerId(id), address, port }, 'subscribed'));
+  broker.on('unsubscribed', (id, address, port) => log.info({ producer: formatProducerId(id), address, port }, 'unsubscribed'));
+  socket.on('message', (msg, rinfo) => broker.handleDatagram(msg, rinfo));
+  // Send failures (an unreachable subscriber, a full buffer) are counted, not fatal.
+  socket.on('error', (err) => {
+    broker.counters.sendErrors++;
+    log.debug({ err: err.message }, 'socket error');
+  });
   log.info({ host: config.host, port, heartbeatIntervalMs: config.options.heartbeatIntervalMs, leaseMs: config.options.leaseMs }, 'broker listening');
   // A line on stdout that scripts and tests can wait for, with the real port when 0 was asked.
   process.stdout.write(`broker listening on ${config.host}:${port}\n`);
 
-  const sweep = setInterval(() => broker.sweep(performance.now()), config.options.sweepIntervalMs);
+  let fanoutErrors = 0;
+  const sweep = setInterval(() => {
+    broker.sweep(performance.now());
+    if (fanout !== undefined) {
+      const n = fanout.sendErrors();
+      broker.counters.sendErrors += n - fanoutErrors;
+      fanoutErrors = n;
+    }
+  }, config.options.sweepIntervalMs);
   sweep.unref();
   let stats: NodeJS.Timeout | undefined;
   if (config.statsIntervalMs > 0) {
@@ -96,7 +117,10 @@ await runMain('broker', async () => {
     clearInterval(sweep);
     if (stats) clearInterval(stats);
     // Let the goodbyes leave the socket before closing it.
-    setImmediate(() => socket.close(() => process.exit(0)));
+    setImmediate(() => {
+      void fanout?.stop();
+      socket.close(() => process.exit(0));
+    });
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));

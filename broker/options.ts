@@ -25,6 +25,12 @@ export interface BrokerOptions {
    * address. Costs a file descriptor and about 5 KiB per client; off by default.
    */
   readonly connectedSockets: boolean;
+  /**
+   * Worker threads that send media, each from connected sockets of its share of the clients
+   * (fanout-threads.ts); 0: the main thread sends. Helps from about 10 subscribers per producer
+   * when the machine has a core to spare (docs/SCALING.md).
+   */
+  readonly fanoutThreads: number;
   /** Beyond this many bytes waiting to be sent, whole frames are shed rather than queued. */
   readonly maxSendQueueBytes: number;
   /** How long an address validation token may be echoed after it was issued. */
@@ -64,6 +70,7 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   socketBufferBytes: 4 * 1024 * 1024,
   maxSendQueueBytes: 1024 * 1024,
   connectedSockets: false,
+  fanoutThreads: 0,
   tokenLifetimeMs: 30_000,
   maxControlPerSecondPerAddress: 50,
   maxRateTrackedAddresses: 65_536,

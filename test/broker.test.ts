@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Broker } from '../broker/broker.ts';
+import { Broker, type Fanout } from '../broker/broker.ts';
 import { announceAuthPlaceholder, signAnnounce } from '../common/announce-auth.ts';
 import {
   decode, encode, MediaFlag, MediaPacketizer, MessageType, NoticeEvent, Role, Status, Track, type Message,
@@ -29,10 +29,39 @@ const P = { address: '10.0.0.1', port: 4000 };
 const C1 = { address: '10.0.0.2', port: 5001 };
 const C2 = { address: '10.0.0.3', port: 5002 };
 
-function setup() {
+/** Records what the broker tells its fan-out threads; the Fanout seam. */
+class RecordingFanout implements Fanout {
+  readonly calls: string[] = [];
+  readonly published: Buffer[] = [];
+  queued = 0;
+  accept = true;
+  #next = 1;
+  open(address: string, port: number): number {
+    this.calls.push(`open ${this.#next} ${address}:${port}`);
+    return this.#next++;
+  }
+  close(peer: number): void {
+    this.calls.push(`close ${peer}`);
+  }
+  subscribe(channel: number, peer: number): void {
+    this.calls.push(`subscribe ${channel.toString(16)} ${peer}`);
+  }
+  unsubscribe(channel: number, peer: number): void {
+    this.calls.push(`unsubscribe ${channel.toString(16)} ${peer}`);
+  }
+  publish(channel: number, msg: Buffer): boolean {
+    this.published.push(msg);
+    return this.accept;
+  }
+  queuedBytes(): number {
+    return this.queued;
+  }
+}
+
+function setup(extra: { fanout?: Fanout } = {}) {
   let now = 1000;
   const socket = new RecordingSocket();
-  const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000 } });
+  const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000 }, fanout: extra.fanout });
   const feed = (m: Message, from: { address: string; port: number }) => broker.handleDatagram(encode(m), from);
   const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, auth: Buffer.alloc(0), metadata }, from);
   /** The address validation handshake (PROTOCOL.md §4.9), as a client's link does it. */
@@ -69,6 +98,41 @@ describe('Broker', () => {
     t.broker.handleDatagram(d, P);
     expect(t.socket.sent.map((s) => s.port)).toEqual([C1.port, C2.port]);
     expect(t.socket.sent.every((s) => s.msg === d)).toBe(true);
+  });
+
+  it('with fan-out threads, tells them who watches what in order, hands each MEDIA over once, and sheds on their backlog', () => {
+    const fanout = new RecordingFanout();
+    const t = setup({ fanout });
+    t.announce();
+    t.subscribe(C1);
+    t.subscribe(C2);
+    t.feed({ type: MessageType.UNSUBSCRIBE, producerId: 0x1aaa99, requestId: 3 }, C2);
+    t.socket.clear();
+    const p = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 });
+    const [d] = p.packetize(Track.VIDEO, Buffer.alloc(100, 1), 0, 1);
+    const out = t.broker.counters.datagramsOut;
+    t.broker.handleDatagram(d, P);
+    expect(fanout.published).toEqual([d]); // the very Buffer, once, whatever the number of viewers
+    expect(t.socket.sent).toEqual([]); // none sent by the main thread
+    expect(t.broker.counters.datagramsOut - out).toBe(1);
+    // Over the send queue bound (their backlog counts): the next frame is shed whole.
+    fanout.queued = t.broker.options.maxSendQueueBytes + 1;
+    t.advance(2);
+    const frame = p.packetize(Track.VIDEO, Buffer.alloc(3000, 2), 100, 2);
+    for (const f of frame) t.broker.handleDatagram(f, P);
+    expect(fanout.published).toHaveLength(1);
+    expect(t.broker.counters.framesShed).toBe(1);
+    // A datagram the threads could not take counts as shed too.
+    fanout.queued = 0;
+    fanout.accept = false;
+    t.advance(2);
+    t.broker.handleDatagram(p.packetize(Track.VIDEO, Buffer.alloc(100, 3), 200, 3)[0], P);
+    expect(t.broker.counters.datagramsShed).toBe(frame.length + 1);
+    t.advance(3100); // C1 and C2 fall silent: their leases end
+    expect(fanout.calls).toEqual([
+      `open 1 ${C1.address}:${C1.port}`, 'subscribe 1aaa99 1', `open 2 ${C2.address}:${C2.port}`, 'subscribe 1aaa99 2', 'unsubscribe 1aaa99 2',
+      'close 1', 'close 2',
+    ]);
   });
 
   it('answers a subscribe to an unknown ID with UNKNOWN_PRODUCER', () => {

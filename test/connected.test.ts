@@ -19,17 +19,23 @@ async function until(what: string, ok: () => boolean, timeoutMs: number): Promis
   }
 }
 
-// --connected-sockets (issue 6): a socket per client on the broker's own port. Streams arrive
-// whole through them, replies still come from the one port, and a leaving client's socket goes.
-it('with --connected-sockets, streams flow through a socket per client, opened on join and closed on leave', async () => {
-  const broker = await startBroker(['--connected-sockets']);
-  const producer = new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', broker.address], { LOG_LEVEL: 'info' });
+// --connected-sockets and --fanout-threads (issue 6): a socket per client on the broker's own
+// port, on the main thread or on fan-out threads. Streams arrive whole through them, replies still
+// come from the one port (the clients' sockets are connected to it and would drop anything else),
+// what the clients send through them reaches the broker (heartbeats at 250 ms: a lost one would
+// end a lease within the run), and a leaving client's socket goes.
+it.each([
+  ['--connected-sockets'],
+  ['--fanout-threads 2'],
+])('with %s, streams flow through a socket per client, opened on join and closed on leave', async (flags) => {
+  const broker = await startBroker([...flags.split(' '), '--heartbeat-ms', '250'], { LOG_LEVEL: 'info' });
+  const producer = new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', broker.address, '--heartbeat-ms', '250'], { LOG_LEVEL: 'info' });
   await producer.waitFor(/"msg":"announced"/);
   expect(socketsOnPort(broker.port)).toBe(1);
   const dir = mkdtempSync(join(tmpdir(), 'framecast-connected-'));
   try {
-    const recorder = new Proc('client/main.ts', ['--broker', broker.address, '--subscribe', '1AAA99', '--duration', '3', '--record', dir]);
-    const viewer = new Proc('client/main.ts', ['--broker', broker.address]);
+    const recorder = new Proc('client/main.ts', ['--broker', broker.address, '--heartbeat-ms', '250', '--subscribe', '1AAA99', '--duration', '3', '--record', dir]);
+    const viewer = new Proc('client/main.ts', ['--broker', broker.address, '--heartbeat-ms', '250']);
     viewer.write('subscribe 1AAA99');
     await viewer.waitFor(/^1AAA99: frames are arriving/);
     await until('a socket per client', () => socketsOnPort(broker.port) === 3, 5000);
@@ -41,6 +47,9 @@ it('with --connected-sockets, streams flow through a socket per client, opened o
     await until('the leaving client\'s socket closed', () => socketsOnPort(broker.port) === 2, 5000);
     viewer.write('stats');
     await viewer.waitForNext(/^1AAA99: 1\d\.\d fps/);
+    const left = broker.proc.stderrLines.filter((l) => l.includes('"msg":"client left"'));
+    expect(left).toHaveLength(1);
+    expect(left[0]).toContain('"reason":"goodbye"');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -78,6 +78,8 @@ describe('bad command-line input', () => {
   it.each([
     ['broker/main.ts', ['--port', '70000'], /^broker: --port: port must be an integer in 0\.\.65535, got '70000'$/],
     ['broker/main.ts', ['--frobnicate'], /^broker: unknown option '--frobnicate'$/],
+    ['broker/main.ts', ['--fanout-threads', '65'], /^broker: --fanout-threads: fan-out threads must be an integer in 0\.\.64, got '65'$/],
+    ['broker/main.ts', ['--fanout-threads', '2', '--connected-sockets'], /^broker: --fanout-threads sends through connected sockets of its own: leave out --connected-sockets$/],
     ['producer/main.ts', ['--id', 'XYZ'], /^producer: --id: producer ID must be 1 to 8 hexadecimal digits/],
     ['producer/main.ts', ['--id', '1AAA99', '--video', 'samples/missing.mjpeg'], /^producer: cannot read video 'samples\/missing.mjpeg': ENOENT$/],
     ['producer/main.ts', ['--id', '1AAA99', '--rate', '0'], /^producer: --rate: frame rate must be a number in \(0, 240\]/],

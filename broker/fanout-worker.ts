@@ -1,0 +1,148 @@
+import dgram from 'node:dgram';
+import { parentPort, workerData } from 'node:worker_threads';
+import { literalFirstLookup } from '../common/net.ts';
+import { RingEntryKind, RingReader, type RingMemory } from './fanout-ring.ts';
+
+/** What a fan-out thread is started with (fanout-threads.ts). */
+export interface FanoutWorkerData {
+  readonly memory: RingMemory;
+  readonly index: number;
+  readonly type: 'udp4' | 'udp6';
+  readonly host: string;
+  readonly port: number;
+  readonly socketBufferBytes: number;
+  /** How often the sockets' queued bytes are summed for the main thread's shedding. */
+  readonly reportIntervalMs: number;
+}
+
+/** A datagram one of this thread's sockets received, for the main thread's broker. */
+export interface ReceivedDatagram {
+  readonly address: string;
+  readonly port: number;
+  readonly data: Uint8Array;
+}
+
+interface Peer {
+  readonly socket: dgram.Socket;
+  /** Bound and connected: until then it is in no fan-out list (sends would have nowhere to go). */
+  ready: boolean;
+  closed: boolean;
+  readonly channels: Set<number>;
+}
+
+/** Atomics.waitAsync (in V8 and Node 20; in TypeScript's lib from es2024 only). */
+const waitAsync = (Atomics as unknown as {
+  waitAsync(a: Int32Array, i: number, v: number): { async: false; value: string } | { async: true; value: Promise<string> };
+}).waitAsync;
+
+/**
+ * A fan-out thread (docs/SCALING.md): holds its share of the clients, each with a socket bound to
+ * the broker's port and connected to the client, and sends every MEDIA entry of the ring to its
+ * subscribers of that channel, in ring order. Whatever those sockets receive (the clients'
+ * heartbeats, NAKs, requests) goes to the main thread, which keeps all state.
+ */
+export function runFanoutWorker(): void {
+  const d = workerData as FanoutWorkerData;
+  const port = parentPort!;
+  const reader = new RingReader(d.memory, d.index);
+  const peers = new Map<number, Peer>();
+  /** Channel to the connected sockets of its subscribers here: the fan-out list. */
+  const lists = new Map<number, dgram.Socket[]>();
+  let sendErrors = 0;
+
+  const join = (channel: number, s: dgram.Socket): void => {
+    let list = lists.get(channel);
+    if (list === undefined) lists.set(channel, (list = []));
+    list.push(s);
+  };
+  const leave = (channel: number, s: dgram.Socket): void => {
+    const list = lists.get(channel);
+    const i = list?.indexOf(s) ?? -1;
+    if (list === undefined || i < 0) return;
+    list[i] = list[list.length - 1];
+    list.pop();
+    if (list.length === 0) lists.delete(channel);
+  };
+
+  const open = (id: number, text: string): void => {
+    const space = text.indexOf(' ');
+    const to = { port: Number(text.slice(0, space)), address: text.slice(space + 1) };
+    const socket = dgram.createSocket({ type: d.type, reuseAddr: true, lookup: literalFirstLookup });
+    const peer: Peer = { socket, ready: false, closed: false, channels: new Set() };
+    peers.set(id, peer);
+    socket.on('message', (msg, rinfo) => {
+      const data = new Uint8Array(msg); // a copy of its own, moved to the main thread
+      port.postMessage({ address: rinfo.address, port: rinfo.port, data } satisfies ReceivedDatagram, [data.buffer]);
+    });
+    // A gone client's ICMP errors surface here: counted, never fatal.
+    socket.on('error', () => sendErrors++);
+    socket.bind(d.port, d.host, () => {
+      if (peer.closed) return;
+      socket.connect(to.port, to.address, () => {
+        if (peer.closed) return;
+        try {
+          socket.setSendBufferSize(d.socketBufferBytes);
+        } catch {
+          // the system's limit stays
+        }
+        peer.ready = true;
+        for (const ch of peer.channels) join(ch, socket);
+      });
+    });
+  };
+  const close = (id: number): void => {
+    const peer = peers.get(id);
+    if (peer === undefined) return;
+    peers.delete(id);
+    peer.closed = true;
+    if (peer.ready) for (const ch of peer.channels) leave(ch, peer.socket);
+    peer.socket.close();
+  };
+
+  const drain = (): void => {
+    for (let e = reader.next(); e !== null; e = reader.next()) {
+      if (e.kind === RingEntryKind.MEDIA) {
+        const list = lists.get(e.channel);
+        if (list === undefined) {
+          reader.done();
+          continue;
+        }
+        // A copy per datagram (never per subscriber): a send the kernel cannot take at once is
+        // queued and read later, by when the ring's slot may hold another datagram.
+        const msg = Buffer.allocUnsafe(e.length);
+        reader.data.copy(msg, 0, e.offset, e.offset + e.length);
+        reader.done();
+        for (let i = 0; i < list.length; i++) list[i].send(msg);
+        continue;
+      }
+      if (e.target === d.index) {
+        const peer = peers.get(e.peer);
+        switch (e.kind) {
+          case RingEntryKind.OPEN: open(e.peer, reader.data.toString('latin1', e.offset, e.offset + e.length)); break;
+          case RingEntryKind.CLOSE: close(e.peer); break;
+          case RingEntryKind.SUBSCRIBE:
+            if (peer !== undefined && !peer.channels.has(e.channel)) {
+              peer.channels.add(e.channel);
+              if (peer.ready) join(e.channel, peer.socket);
+            }
+            break;
+          case RingEntryKind.UNSUBSCRIBE:
+            if (peer !== undefined && peer.channels.delete(e.channel) && peer.ready) leave(e.channel, peer.socket);
+            break;
+        }
+      }
+      reader.done();
+    }
+    const w = waitAsync(reader.control, 0, reader.position);
+    if (w.async) void w.value.then(drain);
+    else setImmediate(drain);
+  };
+
+  setInterval(() => {
+    let queued = 0;
+    for (const p of peers.values()) if (p.ready) queued += p.socket.getSendQueueSize();
+    reader.report(queued, sendErrors);
+  }, d.reportIntervalMs);
+  port.postMessage({ ready: true });
+  drain();
+}
