@@ -25,7 +25,7 @@ export function writeReport(run: BenchRun, docsDir: string): void {
     const b = get('baseline');
     const pct = (k: string) => `${((100 * get(k)) / b).toFixed(0)}%`;
     return b > 0 && get('broker') > 0
-      ? `${c.bytes} B × ${c.subscribers} subscribers × ${c.producers} producers: ${pct('broker')}${get('broker-connected') > 0 ? ` (with --connected-sockets: ${pct('broker-connected')})` : ''}`
+      ? `${c.bytes} B × ${c.subscribers} subscribers × ${c.producers} producers: ${pct('broker')}${get('broker-connected') > 0 ? ` (with --connected-sockets: ${pct('broker-connected')})` : ''}${get('broker-threads') > 0 ? ` (with --fanout-threads 2: ${pct('broker-threads')})` : ''}`
       : null;
   }).filter((x) => x !== null);
   writeFileSync(join(docsDir, 'BENCHMARKS.md'), `# Benchmarks

@@ -201,11 +201,11 @@ async function brokerCounters(port: number): Promise<Record<string, number>> {
 }
 
 async function startRelay(kind: RelayKind, cell: Cell): Promise<{ proc: ChildProcess; port: number }> {
-  const isBroker = kind === 'broker' || kind === 'broker-connected';
+  const isBroker = kind === 'broker' || kind === 'broker-connected' || kind === 'broker-threads';
   const script = isBroker ? 'broker/main.ts' : 'bench/baseline-relay.ts';
   const args = kind === 'connected' ? ['--connected'] : kind === 'baseline-cluster' ? ['--processes', '2'] : kind === 'baseline-threads' ? ['--threads', '2'] : isBroker
     ? ['--host', '127.0.0.1', '--port', '0', '--stats-interval-s', '0', '--max-control-rate', '1000000', '--max-subscribers', '1000000',
-      ...(kind === 'broker-connected' ? ['--connected-sockets'] : []), ...((o.brokerArg as string[] | undefined) ?? [])]
+      ...(kind === 'broker-connected' ? ['--connected-sockets'] : kind === 'broker-threads' ? ['--fanout-threads', '2'] : []), ...((o.brokerArg as string[] | undefined) ?? [])]
     : [];
   const proc = spawn(process.execPath, [...((o.nodeArg as string[] | undefined) ?? []), '--import', 'tsx', script, ...args], { cwd: ROOT, env: { ...process.env, LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.add(proc);

@@ -37,9 +37,10 @@ export const isMedia = (d: Buffer): boolean => d.length > 3 && d[3] === MessageT
 /**
  * broker-connected: the broker with --connected-sockets; connected: the baseline with a
  * connected socket per subscriber; baseline-cluster: two baseline processes sharing one socket;
- * baseline-threads: a receiving thread and two sending worker threads.
+ * baseline-threads: a receiving thread and two sending worker threads; broker-threads: the
+ * broker with --fanout-threads 2 (run both with --relay-cpus 0,1, or the threads share one core).
  */
-export type RelayKind = 'broker' | 'broker-connected' | 'baseline' | 'connected' | 'baseline-cluster' | 'baseline-threads';
+export type RelayKind = 'broker' | 'broker-connected' | 'broker-threads' | 'baseline' | 'connected' | 'baseline-cluster' | 'baseline-threads';
 
 /** Latency histogram: 1 µs buckets up to 100 ms, the rest in the last bucket. */
 export const HIST_BUCKETS = 100_000;

@@ -212,7 +212,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.datagramsShed += n;
       return;
     }
-    if (this.#fanout !== null) {
+    // Fan-out threads pay a hand-over per datagram; they win only where a datagram has many
+    // copies to send (docs/SCALING.md). A channel switching sides may reorder a few datagrams.
+    if (this.#fanout !== null && n >= this.options.fanoutMinSubscribers) {
       if (this.#fanout.publish(ch.id, msg)) {
         c.datagramsOut += n;
         c.bytesOut += n * msg.length;

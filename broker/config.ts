@@ -26,6 +26,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     .option('--stats-interval-s <s>', 'seconds between stats lines in the log, 0 for none (BROKER_STATS_INTERVAL_S)', option('--stats-interval-s', (v) => parseIntIn(v, 'stats interval', 0, 86_400)), parseIntIn(env.BROKER_STATS_INTERVAL_S ?? '10', 'BROKER_STATS_INTERVAL_S', 0, 86_400))
     .option('--connected-sockets', 'a socket per client connected to it on this port: faster fan-out, ~5 KiB and a descriptor per client (BROKER_CONNECTED_SOCKETS=1)', env.BROKER_CONNECTED_SOCKETS === '1')
     .option('--fanout-threads <n>', 'worker threads that send media, each through connected sockets of its share of the clients; 0: none (BROKER_FANOUT_THREADS)', option('--fanout-threads', (v) => parseIntIn(v, 'fan-out threads', 0, 64)), parseIntIn(env.BROKER_FANOUT_THREADS ?? '0', 'BROKER_FANOUT_THREADS', 0, 64))
+    .option('--fanout-min-subscribers <n>', 'with fan-out threads, producers with fewer subscribers are sent by the main thread (BROKER_FANOUT_MIN_SUBSCRIBERS)', option('--fanout-min-subscribers', (v) => parseIntIn(v, 'fan-out minimum subscribers', 1, 1_000_000)), parseIntIn(env.BROKER_FANOUT_MIN_SUBSCRIBERS ?? String(d.fanoutMinSubscribers), 'BROKER_FANOUT_MIN_SUBSCRIBERS', 1, 1_000_000))
     .option('--log-file <path>', 'write logs to this file instead of stderr');
   addLatencyOption(program, env, 'how old a datagram may be and still be sent again on NAK; 0 keeps no history');
   addSharedOptions(program, env, { lease: 'missed heartbeats before a peer is dropped', datagram: 'largest datagram the broker sends' });
@@ -52,6 +53,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
       latencyMs: o.latencyMs as number,
       connectedSockets: o.connectedSockets === true,
       fanoutThreads: o.fanoutThreads as number,
+      fanoutMinSubscribers: o.fanoutMinSubscribers as number,
       // From the environment only: secrets on the command line would show in `ps`.
       producerSecrets: parseProducerSecrets(env.PRODUCER_SECRETS),
     }),

@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Fanout, RemoteInfo } from './broker.ts';
 import { allocateRing, RingEntryKind, RingWriter } from './fanout-ring.ts';
-import type { FanoutWorkerData, ReceivedDatagram } from './fanout-worker.ts';
+import type { FanoutWorkerData, OpenFailure, ReceivedDatagram } from './fanout-worker.ts';
 
 export interface FanoutThreadsOptions {
   readonly threads: number;
@@ -17,6 +17,8 @@ export interface FanoutThreadsOptions {
   readonly onDatagram: (msg: Buffer, rinfo: RemoteInfo) => void;
   /** A thread failed or ended after it started: its clients get nothing more. */
   readonly onFailure: (err: Error) => void;
+  /** A client's socket could not be opened on its thread (`client` is address:port). */
+  readonly onOpenFailure: (client: string, error: string) => void;
 }
 
 const EMPTY = new Uint8Array(0);
@@ -45,7 +47,10 @@ export class FanoutThreads implements Fanout {
     this.#workers = workers;
     this.#clients = workers.map(() => 0);
     for (const w of workers) {
-      w.on('message', (m: ReceivedDatagram) => o.onDatagram(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), m));
+      w.on('message', (m: ReceivedDatagram | OpenFailure) => {
+        if ('failed' in m) o.onOpenFailure(m.failed, m.error);
+        else o.onDatagram(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength), m);
+      });
       w.on('error', (err) => o.onFailure(err));
       w.on('exit', (code) => {
         if (!this.#stopping) o.onFailure(new Error(`fan-out thread ${w.threadId} ended with code ${code}`));
@@ -55,7 +60,7 @@ export class FanoutThreads implements Fanout {
 
   /** Starts the threads and resolves once each is ready to read the ring. */
   static async start(o: FanoutThreadsOptions): Promise<FanoutThreads> {
-    const memory = allocateRing({ readers: o.threads, slots: o.ringSlots ?? 16_384, bytes: o.ringBytes ?? 16 * 1024 * 1024 });
+    const memory = allocateRing({ readers: o.threads, slots: o.ringSlots ?? 16_384, bytes: o.ringBytes ?? 4 * 1024 * 1024 });
     const writer = new RingWriter(memory);
     // A worker thread does not inherit tsx's loader in Node 20: it registers it, then loads its module.
     const tsx = import.meta.resolve('tsx/esm/api');

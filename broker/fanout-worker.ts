@@ -22,6 +22,12 @@ export interface ReceivedDatagram {
   readonly data: Uint8Array;
 }
 
+/** A client's socket could not be bound or connected: it gets no media from this thread. */
+export interface OpenFailure {
+  readonly failed: string;
+  readonly error: string;
+}
+
 interface Peer {
   readonly socket: dgram.Socket;
   /** Bound and connected: until then it is in no fan-out list (sends would have nowhere to go). */
@@ -74,8 +80,12 @@ export function runFanoutWorker(): void {
       const data = new Uint8Array(msg); // a copy of its own, moved to the main thread
       port.postMessage({ address: rinfo.address, port: rinfo.port, data } satisfies ReceivedDatagram, [data.buffer]);
     });
-    // A gone client's ICMP errors surface here: counted, never fatal.
-    socket.on('error', () => sendErrors++);
+    socket.on('error', (err) => {
+      // A gone client's ICMP errors surface here: counted, never fatal. A socket that could not
+      // be bound or connected would leave its client without media: the main thread hears of it.
+      if (peer.ready) sendErrors++;
+      else port.postMessage({ failed: `${to.address}:${to.port}`, error: err.message } satisfies OpenFailure);
+    });
     socket.bind(d.port, d.host, () => {
       if (peer.closed) return;
       socket.connect(to.port, to.address, () => {

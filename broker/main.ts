@@ -72,6 +72,7 @@ await runMain('broker', async () => {
       log.fatal({ err: err.message }, 'a fan-out thread failed');
       process.exit(1);
     },
+    onOpenFailure: (client, error) => log.error({ client, err: error }, 'no fan-out socket for a client: it gets no media'),
   });
   if (fanout !== undefined) log.info({ threads: config.options.fanoutThreads }, 'fan-out threads started');
   const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers, fanout });

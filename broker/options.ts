@@ -31,6 +31,8 @@ export interface BrokerOptions {
    * when the machine has a core to spare (docs/SCALING.md).
    */
   readonly fanoutThreads: number;
+  /** With fan-out threads, a producer with fewer subscribers is still sent by the main thread. */
+  readonly fanoutMinSubscribers: number;
   /** Beyond this many bytes waiting to be sent, whole frames are shed rather than queued. */
   readonly maxSendQueueBytes: number;
   /** How long an address validation token may be echoed after it was issued. */
@@ -71,6 +73,7 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   maxSendQueueBytes: 1024 * 1024,
   connectedSockets: false,
   fanoutThreads: 0,
+  fanoutMinSubscribers: 4,
   tokenLifetimeMs: 30_000,
   maxControlPerSecondPerAddress: 50,
   maxRateTrackedAddresses: 65_536,

@@ -42,16 +42,16 @@ it('npm run bench:hot-path measures the broker fed in a loop, every datagram tak
   }
 }, 60_000);
 
-it('the relays that measure a second core (threads, cluster) run on the tiny matrix too', async () => {
+it('the relays that measure a second core (the broker\'s fan-out threads, threads, cluster) run on the tiny matrix too', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'framecast-bench-'));
   try {
     const out = join(dir, 'bench.json');
-    const p = new Proc('bench/run.ts', ['--quick', '--relays', 'baseline-threads,baseline-cluster', '--relay-cpus', '0,1', '--out', out]);
+    const p = new Proc('bench/run.ts', ['--quick', '--relays', 'broker-threads,baseline-threads,baseline-cluster', '--relay-cpus', '0,1', '--out', out]);
     await p.waitFor(/^results: /, 60_000);
     expect((await p.exited).code).toBe(0);
     const run = JSON.parse(readFileSync(out, 'utf8')) as BenchRun;
     for (const c of run.cells) {
-      expect(c.relays.map((r) => r.kind)).toEqual(['baseline-threads', 'baseline-cluster']);
+      expect(c.relays.map((r) => r.kind)).toEqual(['broker-threads', 'baseline-threads', 'baseline-cluster']);
       for (const r of c.relays) {
         expect(r.deliveredPerS).toBeGreaterThan(0);
         expect(r.lossAtSustained).toBeLessThanOrEqual(0.001);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Broker, type Fanout } from '../broker/broker.ts';
+import type { BrokerOptions } from '../broker/options.ts';
 import { announceAuthPlaceholder, signAnnounce } from '../common/announce-auth.ts';
 import {
   decode, encode, MediaFlag, MediaPacketizer, MessageType, NoticeEvent, Role, Status, Track, type Message,
@@ -58,10 +59,10 @@ class RecordingFanout implements Fanout {
   }
 }
 
-function setup(extra: { fanout?: Fanout } = {}) {
+function setup(extra: { fanout?: Fanout; options?: Partial<BrokerOptions> } = {}) {
   let now = 1000;
   const socket = new RecordingSocket();
-  const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000 }, fanout: extra.fanout });
+  const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000, ...extra.options }, fanout: extra.fanout });
   const feed = (m: Message, from: { address: string; port: number }) => broker.handleDatagram(encode(m), from);
   const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, auth: Buffer.alloc(0), metadata }, from);
   /** The address validation handshake (PROTOCOL.md §4.9), as a client's link does it. */
@@ -102,7 +103,7 @@ describe('Broker', () => {
 
   it('with fan-out threads, tells them who watches what in order, hands each MEDIA over once, and sheds on their backlog', () => {
     const fanout = new RecordingFanout();
-    const t = setup({ fanout });
+    const t = setup({ fanout, options: { fanoutMinSubscribers: 1 } });
     t.announce();
     t.subscribe(C1);
     t.subscribe(C2);
@@ -133,6 +134,24 @@ describe('Broker', () => {
       `open 1 ${C1.address}:${C1.port}`, 'subscribe 1aaa99 1', `open 2 ${C2.address}:${C2.port}`, 'subscribe 1aaa99 2', 'unsubscribe 1aaa99 2',
       'close 1', 'close 2',
     ]);
+  });
+
+  it('with fan-out threads, still sends itself to producers with fewer subscribers than fanoutMinSubscribers', () => {
+    const fanout = new RecordingFanout();
+    const t = setup({ fanout, options: { fanoutMinSubscribers: 2 } });
+    t.announce();
+    t.subscribe(C1);
+    t.socket.clear();
+    const p = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 });
+    const [d1] = p.packetize(Track.VIDEO, Buffer.alloc(100, 1), 0, 1);
+    t.broker.handleDatagram(d1, P);
+    expect(t.socket.sent.map((s) => [s.msg, s.port])).toEqual([[d1, C1.port]]);
+    t.subscribe(C2);
+    t.socket.clear();
+    const [d2] = p.packetize(Track.VIDEO, Buffer.alloc(100, 2), 100, 2);
+    t.broker.handleDatagram(d2, P);
+    expect(t.socket.sent).toEqual([]);
+    expect(fanout.published).toEqual([d2]);
   });
 
   it('answers a subscribe to an unknown ID with UNKNOWN_PRODUCER', () => {

@@ -26,7 +26,7 @@ async function until(what: string, ok: () => boolean, timeoutMs: number): Promis
 // end a lease within the run), and a leaving client's socket goes.
 it.each([
   ['--connected-sockets'],
-  ['--fanout-threads 2'],
+  ['--fanout-threads 2 --fanout-min-subscribers 1'],
 ])('with %s, streams flow through a socket per client, opened on join and closed on leave', async (flags) => {
   const broker = await startBroker([...flags.split(' '), '--heartbeat-ms', '250'], { LOG_LEVEL: 'info' });
   const producer = new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', broker.address, '--heartbeat-ms', '250'], { LOG_LEVEL: 'info' });
