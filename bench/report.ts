@@ -72,7 +72,8 @@ into the loss-recovery log; the baseline drops an unwatched producer's datagrams
 datagrams. Where fan-out dominates, both are bound by Node's per-send cost, which *connected* shows can be cut by up
 to a fifth with a socket per subscriber (at about 5 KiB of RSS and a file descriptor each); the broker does that with
 \`--connected-sockets\` (relay *broker-connected*). Latency tails at half load are the machine's as much as the
-relay's: the baseline's vary as much between runs. Whether a second core raises the ceiling: [SCALING.md](SCALING.md).
+relay's: the baseline's vary as much between runs. A second core, and the broker's \`--fanout-threads\` (relay
+*broker-threads*, measured with \`--relay-cpus 0,1\`): [SCALING.md](SCALING.md).
 `);
 }
 
