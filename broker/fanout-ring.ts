@@ -126,17 +126,20 @@ export class RingWriter {
     return true;
   }
 
-  /**
-   * Bytes written and not yet passed by the slowest reader, plus what that reader's sockets hold
-   * queued: the fan-out's send queue, as the broker's shedding reads it (PROTOCOL.md §3.5).
-   */
-  backlogBytes(): number {
+  /** Bytes written and not yet passed by the slowest reader (the skipped tail of the data included). */
+  unreadBytes(): number {
     let worst = 0;
     for (let r = 0; r < this.#readers; r++) {
       const read = Atomics.load(this.#control, 1 + r);
-      const unread = read === this.#written ? 0 : this.#total - this.#starts[read & this.#mask];
-      worst = Math.max(worst, unread + Atomics.load(this.#control, 1 + this.#readers + r));
+      if (read !== this.#written) worst = Math.max(worst, this.#total - this.#starts[read & this.#mask]);
     }
+    return worst;
+  }
+
+  /** The most bytes one reader reported its sockets hold queued (the kernel would not take them yet). */
+  queuedBytes(): number {
+    let worst = 0;
+    for (let r = 0; r < this.#readers; r++) worst = Math.max(worst, Atomics.load(this.#control, 1 + this.#readers + r));
     return worst;
   }
 

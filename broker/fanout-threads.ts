@@ -31,6 +31,7 @@ const EMPTY = new Uint8Array(0);
  */
 export class FanoutThreads implements Fanout {
   readonly #writer: RingWriter;
+  readonly #ringBytes: number;
   readonly #workers: Worker[];
   readonly #clients: number[];
   readonly #threadOf = new Map<number, number>();
@@ -42,8 +43,9 @@ export class FanoutThreads implements Fanout {
   /** MEDIA datagrams the ring had no room for. */
   dropped = 0;
 
-  private constructor(o: FanoutThreadsOptions, writer: RingWriter, workers: Worker[]) {
+  private constructor(o: FanoutThreadsOptions, writer: RingWriter, workers: Worker[], ringBytes: number) {
     this.#writer = writer;
+    this.#ringBytes = ringBytes;
     this.#workers = workers;
     this.#clients = workers.map(() => 0);
     for (const w of workers) {
@@ -60,7 +62,8 @@ export class FanoutThreads implements Fanout {
 
   /** Starts the threads and resolves once each is ready to read the ring. */
   static async start(o: FanoutThreadsOptions): Promise<FanoutThreads> {
-    const memory = allocateRing({ readers: o.threads, slots: o.ringSlots ?? 16_384, bytes: o.ringBytes ?? 4 * 1024 * 1024 });
+    const ringBytes = o.ringBytes ?? 16 * 1024 * 1024;
+    const memory = allocateRing({ readers: o.threads, slots: o.ringSlots ?? 16_384, bytes: ringBytes });
     const writer = new RingWriter(memory);
     // A worker thread does not inherit tsx's loader in Node 20: it registers it, then loads its module.
     const tsx = import.meta.resolve('tsx/esm/api');
@@ -68,7 +71,7 @@ export class FanoutThreads implements Fanout {
     const boot = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(self)}); }).then((m) => m.runFanoutWorker())`;
     const workers = Array.from({ length: o.threads }, (_, index) => {
       const workerData: FanoutWorkerData = {
-        memory, index, type: o.type, host: o.host, port: o.port, socketBufferBytes: o.socketBufferBytes, reportIntervalMs: 5,
+        memory, index, type: o.type, host: o.host, port: o.port, socketBufferBytes: o.socketBufferBytes, reportIntervalMs: 5, arenaBytes: 1024 * 1024,
       };
       return new Worker(boot, { eval: true, workerData, name: `fanout-${index}` });
     });
@@ -82,7 +85,7 @@ export class FanoutThreads implements Fanout {
       await Promise.all(workers.map((w) => w.terminate()));
       throw err;
     }
-    return new FanoutThreads(o, writer, workers);
+    return new FanoutThreads(o, writer, workers, ringBytes);
   }
 
   open(address: string, port: number): number {
@@ -120,8 +123,15 @@ export class FanoutThreads implements Fanout {
     return true;
   }
 
+  /**
+   * What shedding counts (PROTOCOL.md §3.5): the threads' sockets' queues, as for the main socket,
+   * and the ring's backlog once it passes half the ring. A backlog is the normal state of a
+   * hand-over: counted from its first byte, 1 MiB of 8 KiB datagrams (128, a few milliseconds of a
+   * thread's time) shed frames the thread would have sent moments later.
+   */
   queuedBytes(): number {
-    return this.#writer.backlogBytes();
+    const unread = this.#writer.unreadBytes();
+    return this.#writer.queuedBytes() + (unread > this.#ringBytes / 2 ? unread : 0);
   }
 
   /** Send errors counted by the threads (a gone client's ICMP errors). */

@@ -11,6 +11,8 @@ export interface FanoutWorkerData {
   readonly host: string;
   readonly port: number;
   readonly socketBufferBytes: number;
+  /** Size of the chunks the thread copies datagrams into (CopyArena). */
+  readonly arenaBytes: number;
   /** How often the sockets' queued bytes are summed for the main thread's shedding. */
   readonly reportIntervalMs: number;
 }
@@ -36,6 +38,35 @@ interface Peer {
   readonly channels: Set<number>;
 }
 
+/**
+ * Room for the copies a thread sends: views into large chunks, handed out in turn and never
+ * reused. A chunk is freed by the garbage collector once no copy in it is referenced (queued sends
+ * hold theirs). Node's own pool does this only below 4 KiB; an 8 KiB datagram would otherwise cost
+ * an allocation of its own, and the external memory pressure that comes with it.
+ */
+export class CopyArena {
+  readonly #chunkBytes: number;
+  #chunk: ArrayBuffer;
+  #used = 0;
+
+  constructor(chunkBytes: number) {
+    this.#chunkBytes = chunkBytes;
+    this.#chunk = new ArrayBuffer(chunkBytes);
+  }
+
+  /** `bytes` of uninitialised memory of its own. */
+  take(bytes: number): Buffer {
+    if (bytes > this.#chunkBytes >>> 2) return Buffer.allocUnsafeSlow(bytes);
+    if (bytes > this.#chunkBytes - this.#used) {
+      this.#chunk = new ArrayBuffer(this.#chunkBytes);
+      this.#used = 0;
+    }
+    const b = Buffer.from(this.#chunk, this.#used, bytes);
+    this.#used += (bytes + 7) & ~7; // 8-byte aligned, as Node's pool keeps them
+    return b;
+  }
+}
+
 /** Atomics.waitAsync (in V8 and Node 20; in TypeScript's lib from es2024 only). */
 const waitAsync = (Atomics as unknown as {
   waitAsync(a: Int32Array, i: number, v: number): { async: false; value: string } | { async: true; value: Promise<string> };
@@ -55,6 +86,7 @@ export function runFanoutWorker(): void {
   /** Channel to the connected sockets of its subscribers here: the fan-out list. */
   const lists = new Map<number, dgram.Socket[]>();
   let sendErrors = 0;
+  const copies = new CopyArena(d.arenaBytes);
 
   const join = (channel: number, s: dgram.Socket): void => {
     let list = lists.get(channel);
@@ -119,7 +151,7 @@ export function runFanoutWorker(): void {
         }
         // A copy per datagram (never per subscriber): a send the kernel cannot take at once is
         // queued and read later, by when the ring's slot may hold another datagram.
-        const msg = Buffer.allocUnsafe(e.length);
+        const msg = copies.take(e.length);
         reader.data.copy(msg, 0, e.offset, e.offset + e.length);
         reader.done();
         for (let i = 0; i < list.length; i++) list[i].send(msg);

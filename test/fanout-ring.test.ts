@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { allocateRing, RingEntryKind, RingReader, RingWriter } from '../broker/fanout-ring.ts';
+import { CopyArena } from '../broker/fanout-worker.ts';
 
 const bytes = (n: number, fill: number): Buffer => Buffer.alloc(n, fill);
 
@@ -42,13 +43,13 @@ describe('fan-out ring', () => {
     for (let i = 0; i < 4; i++) expect(w.write(RingEntryKind.MEDIA, 1, 0, -1, bytes(10, i))).toBe(true);
     readAll(fast);
     expect(w.write(RingEntryKind.MEDIA, 1, 0, -1, bytes(10, 9))).toBe(false); // 4 slots, all unread by `slow`
-    expect(w.backlogBytes()).toBe(40);
+    expect(w.unreadBytes()).toBe(40);
     expect(slow.next()?.length).toBe(10);
     slow.done();
     expect(w.write(RingEntryKind.MEDIA, 1, 0, -1, bytes(10, 9))).toBe(true);
     readAll(slow);
     readAll(fast);
-    expect(w.backlogBytes()).toBe(0);
+    expect(w.unreadBytes()).toBe(0);
   });
 
   it('refuses a write that would reach into unread bytes after the wrap, and takes it once they are read', () => {
@@ -58,16 +59,16 @@ describe('fan-out ring', () => {
     for (let i = 0; i < 4; i++) expect(w.write(RingEntryKind.MEDIA, 1, 0, -1, bytes(240, i))).toBe(true);
     // 960 bytes unread; 240 more do not fit the last 40, and from 0 would overwrite the first entry.
     expect(w.write(RingEntryKind.MEDIA, 1, 0, -1, bytes(240, 9))).toBe(false);
-    expect(w.backlogBytes()).toBe(960);
+    expect(w.unreadBytes()).toBe(960);
     expect(r.next()?.length).toBe(240);
     r.done();
     expect(w.write(RingEntryKind.MEDIA, 1, 0, -1, bytes(240, 9))).toBe(true);
-    expect(w.backlogBytes()).toBe(720 + 40 + 240); // the skipped tail counts until it is passed
+    expect(w.unreadBytes()).toBe(720 + 40 + 240); // the skipped tail counts until it is passed
     expect(readAll(r).map((e) => e[4])).toEqual([bytes(240, 1), bytes(240, 2), bytes(240, 3), bytes(240, 9)]);
-    expect(w.backlogBytes()).toBe(0);
+    expect(w.unreadBytes()).toBe(0);
   });
 
-  it('counts what readers report: queued bytes on top of their backlog, and send errors', () => {
+  it('tells the slowest reader\'s unread bytes, and what readers report: queued bytes, send errors', () => {
     const memory = allocateRing({ readers: 2, slots: 4, bytes: 1000 });
     const w = new RingWriter(memory);
     const a = new RingReader(memory, 0);
@@ -76,7 +77,8 @@ describe('fan-out ring', () => {
     readAll(a);
     a.report(500, 3);
     b.report(0, 4);
-    expect(w.backlogBytes()).toBe(500); // a: 0 unread + 500 queued; b: 100 unread
+    expect(w.unreadBytes()).toBe(100); // b has not read it
+    expect(w.queuedBytes()).toBe(500); // a's sockets
     expect(w.sendErrors()).toBe(7);
   });
 
@@ -97,5 +99,30 @@ describe('fan-out ring', () => {
     const memory = allocateRing({ readers: 1, slots: 4, bytes: 1000 });
     expect(() => new RingWriter(memory).write(RingEntryKind.MEDIA, 1, 0, -1, bytes(251, 0))).toThrow(/at most 250 bytes/);
     expect(() => allocateRing({ readers: 1, slots: 6, bytes: 1000 })).toThrow(/power of two/);
+  });
+});
+
+// The copies a fan-out thread sends (broker/fanout-worker.ts): never overlapping, never reused.
+describe('copy arena', () => {
+  it('hands out separate 8-byte aligned room from one chunk, a new chunk when it is full, and large copies on their own', () => {
+    const arena = new CopyArena(1024);
+    const a = arena.take(100);
+    const b = arena.take(200);
+    expect(a.buffer).toBe(b.buffer);
+    expect(b.byteOffset - a.byteOffset).toBe(104);
+    a.fill(1);
+    b.fill(2);
+    expect(a.every((x) => x === 1) && b.length === 200).toBe(true);
+    const c = arena.take(250);
+    const d = arena.take(250);
+    const e = arena.take(250); // 104 + 200 + 2 × 256 = 816 used: 250 more do not fit
+    expect(c.buffer).toBe(a.buffer);
+    expect(d.buffer).toBe(a.buffer);
+    expect(e.buffer).not.toBe(a.buffer);
+    expect(e.byteOffset).toBe(0);
+    const big = arena.take(300); // over a quarter of a chunk: an allocation of its own
+    expect(big.buffer).not.toBe(e.buffer);
+    expect(big.length).toBe(300);
+    expect(arena.take(8).buffer).toBe(e.buffer);
   });
 });
