@@ -148,10 +148,9 @@ export class FanoutThreads implements Fanout {
   #change(kind: RingEntryKind, channel: number, peer: number, payload: Uint8Array): void {
     const target = this.#threadOf.get(peer);
     if (target === undefined) return;
-    const entry = { kind, channel, peer, target, payload };
     if (this.#held.length === 0 && this.#writer.write(kind, channel, peer, target, payload)) return;
     // A thread is so far behind that the ring is full: keep the change, in order, and try again.
-    this.#held.push(entry);
+    this.#held.push({ kind, channel, peer, target, payload });
     this.#retry ??= setInterval(() => this.#flush(), 10).unref();
   }
 
