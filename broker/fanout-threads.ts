@@ -40,8 +40,6 @@ export class FanoutThreads implements Fanout {
   #retry: NodeJS.Timeout | undefined;
   #nextPeer = 1;
   #stopping = false;
-  /** MEDIA datagrams the ring had no room for. */
-  dropped = 0;
 
   private constructor(o: FanoutThreadsOptions, writer: RingWriter, workers: Worker[], ringBytes: number) {
     this.#writer = writer;
@@ -115,12 +113,9 @@ export class FanoutThreads implements Fanout {
     this.#change(RingEntryKind.UNSUBSCRIBE, channel, peer, EMPTY);
   }
 
+  /** False when the ring has no room: the broker counts the datagram as shed. */
   publish(channel: number, msg: Buffer): boolean {
-    if ((this.#held.length > 0 && !this.#flush()) || !this.#writer.write(RingEntryKind.MEDIA, channel, 0, -1, msg)) {
-      this.dropped++;
-      return false;
-    }
-    return true;
+    return (this.#held.length === 0 || this.#flush()) && this.#writer.write(RingEntryKind.MEDIA, channel, 0, -1, msg);
   }
 
   /**

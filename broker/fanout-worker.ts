@@ -1,7 +1,7 @@
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import { parentPort, workerData } from 'node:worker_threads';
-import { literalFirstLookup } from '../common/net.ts';
 import { RingEntryKind, RingReader, type RingMemory } from './fanout-ring.ts';
+import { openPeerSocket, type PeerSocket } from './peer-socket.ts';
 
 /** What a fan-out thread is started with (fanout-threads.ts). */
 export interface FanoutWorkerData {
@@ -30,11 +30,9 @@ export interface OpenFailure {
   readonly error: string;
 }
 
-interface Peer {
-  readonly socket: dgram.Socket;
-  /** Bound and connected: until then it is in no fan-out list (sends would have nowhere to go). */
-  ready: boolean;
-  closed: boolean;
+/** A client of this thread: its socket, and the channels it watches (in their fan-out lists once the socket is ready). */
+interface Client {
+  readonly peer: PeerSocket;
   readonly channels: Set<number>;
 }
 
@@ -82,7 +80,7 @@ export function runFanoutWorker(): void {
   const d = workerData as FanoutWorkerData;
   const port = parentPort!;
   const reader = new RingReader(d.memory, d.index);
-  const peers = new Map<number, Peer>();
+  const peers = new Map<number, Client>();
   /** Channel to the connected sockets of its subscribers here: the fan-out list. */
   const lists = new Map<number, dgram.Socket[]>();
   let sendErrors = 0;
@@ -105,40 +103,36 @@ export function runFanoutWorker(): void {
   const open = (id: number, text: string): void => {
     const space = text.indexOf(' ');
     const to = { port: Number(text.slice(0, space)), address: text.slice(space + 1) };
-    const socket = dgram.createSocket({ type: d.type, reuseAddr: true, lookup: literalFirstLookup });
-    const peer: Peer = { socket, ready: false, closed: false, channels: new Set() };
-    peers.set(id, peer);
-    socket.on('message', (msg, rinfo) => {
-      const data = new Uint8Array(msg); // a copy of its own, moved to the main thread
-      port.postMessage({ address: rinfo.address, port: rinfo.port, data } satisfies ReceivedDatagram, [data.buffer]);
-    });
-    socket.on('error', (err) => {
+    const channels = new Set<number>();
+    const peer = openPeerSocket({
+      type: d.type, host: d.host, port: d.port, to,
+      onMessage: (msg, rinfo) => {
+        const data = new Uint8Array(msg); // a copy of its own, moved to the main thread
+        port.postMessage({ address: rinfo.address, port: rinfo.port, data } satisfies ReceivedDatagram, [data.buffer]);
+      },
       // A gone client's ICMP errors surface here: counted, never fatal. A socket that could not
       // be bound or connected would leave its client without media: the main thread hears of it.
-      if (peer.ready) sendErrors++;
-      else port.postMessage({ failed: `${to.address}:${to.port}`, error: err.message } satisfies OpenFailure);
-    });
-    socket.bind(d.port, d.host, () => {
-      if (peer.closed) return;
-      socket.connect(to.port, to.address, () => {
-        if (peer.closed) return;
+      onError: (err, ready) => {
+        if (ready) sendErrors++;
+        else port.postMessage({ failed: `${to.address}:${to.port}`, error: err.message } satisfies OpenFailure);
+      },
+      onReady: () => {
         try {
-          socket.setSendBufferSize(d.socketBufferBytes);
+          peer.socket.setSendBufferSize(d.socketBufferBytes);
         } catch {
           // the system's limit stays
         }
-        peer.ready = true;
-        for (const ch of peer.channels) join(ch, socket);
-      });
+        for (const ch of channels) join(ch, peer.socket);
+      },
     });
+    peers.set(id, { peer, channels });
   };
   const close = (id: number): void => {
-    const peer = peers.get(id);
-    if (peer === undefined) return;
+    const p = peers.get(id);
+    if (p === undefined) return;
     peers.delete(id);
-    peer.closed = true;
-    if (peer.ready) for (const ch of peer.channels) leave(ch, peer.socket);
-    peer.socket.close();
+    if (p.peer.ready) for (const ch of p.channels) leave(ch, p.peer.socket);
+    p.peer.close();
   };
 
   const drain = (): void => {
@@ -158,18 +152,18 @@ export function runFanoutWorker(): void {
         continue;
       }
       if (e.target === d.index) {
-        const peer = peers.get(e.peer);
+        const client = peers.get(e.peer);
         switch (e.kind) {
           case RingEntryKind.OPEN: open(e.peer, reader.data.toString('latin1', e.offset, e.offset + e.length)); break;
           case RingEntryKind.CLOSE: close(e.peer); break;
           case RingEntryKind.SUBSCRIBE:
-            if (peer !== undefined && !peer.channels.has(e.channel)) {
-              peer.channels.add(e.channel);
-              if (peer.ready) join(e.channel, peer.socket);
+            if (client !== undefined && !client.channels.has(e.channel)) {
+              client.channels.add(e.channel);
+              if (client.peer.ready) join(e.channel, client.peer.socket);
             }
             break;
           case RingEntryKind.UNSUBSCRIBE:
-            if (peer !== undefined && peer.channels.delete(e.channel) && peer.ready) leave(e.channel, peer.socket);
+            if (client !== undefined && client.channels.delete(e.channel) && client.peer.ready) leave(e.channel, client.peer.socket);
             break;
         }
       }
@@ -182,7 +176,7 @@ export function runFanoutWorker(): void {
 
   setInterval(() => {
     let queued = 0;
-    for (const p of peers.values()) if (p.ready) queued += p.socket.getSendQueueSize();
+    for (const { peer } of peers.values()) if (peer.ready) queued += peer.socket.getSendQueueSize();
     reader.report(queued, sendErrors);
   }, d.reportIntervalMs);
   port.postMessage({ ready: true });

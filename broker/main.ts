@@ -5,6 +5,7 @@ import { runMain } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 import { Broker, type PeerSockets } from './broker.ts';
 import { FanoutThreads } from './fanout-threads.ts';
+import { openPeerSocket } from './peer-socket.ts';
 import { loadBrokerConfig } from './config.ts';
 
 await runMain('broker', async () => {
@@ -18,28 +19,17 @@ await runMain('broker', async () => {
   const socket = dgram.createSocket({ type, lookup: literalFirstLookup, reuseAddr: shared });
   const peers: PeerSockets | undefined = config.options.connectedSockets ? {
     open(address, port) {
-      const s = dgram.createSocket({ type, lookup: literalFirstLookup, reuseAddr: true });
-      let ready = false;
-      let closed = false;
-      // Until it is bound and connected (a few microseconds), sends go out through the shared socket.
-      const sender = {
-        send: (msg: Buffer) => (ready ? s.send(msg) : socket.send(msg, port, address)),
-        close: () => {
-          closed = true;
-          ready = false;
-          s.close();
-        },
-      };
-      s.on('message', (msg, rinfo) => broker.handleDatagram(msg, rinfo));
-      // A gone client's ICMP errors surface here: counted, never fatal.
-      s.on('error', () => broker.counters.sendErrors++);
-      s.bind(socket.address().port, config.host, () => {
-        if (closed) return;
-        s.connect(port, address, () => {
-          ready = !closed;
-        });
+      const peer = openPeerSocket({
+        type, host: config.host, port: socket.address().port, to: { address, port },
+        onMessage: (msg, rinfo) => broker.handleDatagram(msg, rinfo),
+        // A gone client's ICMP errors surface here: counted, never fatal.
+        onError: () => broker.counters.sendErrors++,
       });
-      return sender;
+      // Until it is bound and connected (a few microseconds), sends go out through the shared socket.
+      return {
+        send: (msg: Buffer) => (peer.ready ? peer.socket.send(msg) : socket.send(msg, port, address)),
+        close: () => peer.close(),
+      };
     },
     close(sender) {
       (sender as unknown as { close(): void }).close();
