@@ -5,7 +5,8 @@
  * `npm run bench` for those. `npx tsx bench/hot-path.ts [--watched]`.
  */
 import { Broker } from '../broker/broker.ts';
-import { encodeControl, MessageType, Status, decode } from '../protocol/index.ts';
+import { MessageType } from '../protocol/index.ts';
+import { openSessionDirect, sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
 import { benchDatagram, stamp } from './wire.ts';
 
 const PRODUCERS = 100;
@@ -20,18 +21,19 @@ let tick = 0;
 const broker = new Broker({ socket: { send: (msg) => { sends++; lastSent = msg; } }, clock: () => now });
 const from = (i: number) => ({ address: '127.0.0.1', port: 40000 + i });
 const metadata = { title: 'bench', video: { codec: 'mjpeg', width: 2, height: 2, fps: 12 }, audio: null };
+/** A session per peer, opened through the broker's own handshake (PROTOCOL.md §4.9). */
+const open = (rinfo: { address: string; port: number }): PeerSessionState => openSessionDirect((d) => broker.handleDatagram(d, rinfo), () => lastSent ?? undefined);
+const producerSessions: PeerSessionState[] = [];
 for (let i = 0; i < PRODUCERS; i++) {
-  broker.handleDatagram(encodeControl({ type: MessageType.ANNOUNCE, producerId: 0x100000 + i, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }), from(i));
+  const s = open(from(i));
+  producerSessions.push(s);
+  broker.handleDatagram(sealForBroker(s, { type: MessageType.ANNOUNCE, producerId: 0x100000 + i, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }), from(i));
 }
 if (watched) {
   // A viewer of each producer: the fan-out and the loss-recovery log are in the loop too.
   for (let i = 0; i < PRODUCERS; i++) {
     const viewer = from(1000 + i);
-    broker.handleDatagram(encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }), viewer);
-    const challenge = decode(lastSent!);
-    if (challenge.type !== MessageType.ACK || challenge.status !== Status.VALIDATE) throw new Error('no token');
-    broker.handleDatagram(encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 2, token: challenge.detail.token! }), viewer);
-    broker.handleDatagram(encodeControl({ type: MessageType.SUBSCRIBE, producerId: 0x100000 + i, requestId: 3 }), viewer);
+    broker.handleDatagram(sealForBroker(open(viewer), { type: MessageType.SUBSCRIBE, producerId: 0x100000 + i, requestId: 3 }), viewer);
   }
   if (broker.subscriptionCount !== PRODUCERS) throw new Error(`${broker.subscriptionCount} of ${PRODUCERS} viewers subscribed`);
 }
@@ -47,7 +49,7 @@ function loop(handle: (d: Buffer, p: number) => void): number {
   for (let i = 0; i < N; i++) {
     const p = i % PRODUCERS;
     const d = pool[i & 4095];
-    stamp(d, 0x100000 + p, seqs[p]++);
+    stamp(d, 0x100000 + p, seqs[p]++, producerSessions[p].keys.mediaToken);
     now = tick++ / 200; // 200k datagrams/s
     handle(d, p);
   }
@@ -58,6 +60,8 @@ console.log(`hot path, ${BYTES}-byte datagrams, ${PRODUCERS} producers, ${watche
 for (let round = 0; round < ROUNDS; round++) {
   const b = loop((d, p) => broker.handleDatagram(d, { address: rinfos[p].address, port: rinfos[p].port }));
   let hits = 0;
+  seqs.fill(0, 0); // the broker forwards a seq once (PROTOCOL.md §3.5): each round numbers afresh after a new epoch
+  for (let i = 0; i < PRODUCERS; i++) broker.handleDatagram(sealForBroker(producerSessions[i], { type: MessageType.ANNOUNCE, producerId: 0x100000 + i, requestId: 1, epoch: 2 + round, auth: Buffer.alloc(0), metadata }), from(i));
   const base = loop((d, p) => {
     const r = { address: rinfos[p].address, port: rinfos[p].port };
     if (lookup.get(d.readUInt32BE(4)) !== undefined || r.port === 0) hits++;

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { Broker } from '../broker/broker.ts';
-import { decode, encode, MessageType, Status, type Message } from '../protocol/index.ts';
+import { MessageType, type Message } from '../protocol/index.ts';
+import { openSessionDirect, sealForBroker } from '../session/peer-state.ts';
 
 /**
  * What the broker retains per idle subscriber and per producer (issue 6: under 2 KiB per idle
@@ -29,9 +30,14 @@ if (gc === undefined) {
 const replies: Buffer[] = [];
 const broker = new Broker({
   socket: { send: (msg: Buffer) => void replies.push(msg) }, clock: () => 1000,
-  options: { maxClients: 1_000_000, maxSubscribersPerProducer: 1_000_000, maxProducers: 1_000_000, maxControlPerSecondPerAddress: 1_000_000, maxRateTrackedAddresses: 1_000_000 },
+  options: { maxClients: 1_000_000, maxSubscribersPerProducer: 1_000_000, maxProducers: 1_000_000, maxControlPerSecondPerSession: 1_000_000, maxRateTrackedAddresses: 1_000_000, maxSessions: 1_000_000, maxProducersPerIp: 1_000_000, maxHandshakesPerSecond: 1e9 },
 });
-const feed = (m: Message, address: string, port: number) => broker.handleDatagram(encode(m), { address, port });
+/** A session opened through the broker's handshake, then a message sealed within it. */
+const feed = (m: Message & { type: Exclude<Message['type'], typeof MessageType.MEDIA> }, address: string, port: number) => {
+  const rinfo = { address, port };
+  const s = openSessionDirect((d) => broker.handleDatagram(d, rinfo), () => replies[replies.length - 1]);
+  broker.handleDatagram(sealForBroker(s, m), rinfo);
+};
 const addr = (i: number) => `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
 const metadata = { title: 'memory', video: { codec: 'mjpeg', width: 2, height: 2, fps: 12 }, audio: null };
 
@@ -52,10 +58,6 @@ function measure(label: string, n: number, join: (i: number) => void): { heap: n
 feed({ type: MessageType.ANNOUNCE, producerId: 1, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }, '10.200.0.1', 4000);
 const joinSubscriber = (i: number): void => {
   const [address, port] = [addr(i), 20_000 + (i % 40_000)];
-  feed({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }, address, port);
-  const challenge = decode(replies[replies.length - 1]);
-  if (challenge.type !== MessageType.ACK || challenge.status !== Status.VALIDATE) throw new Error('no token');
-  feed({ type: MessageType.HELLO, producerId: 0, requestId: 2, token: challenge.detail.token! }, address, port);
   feed({ type: MessageType.SUBSCRIBE, producerId: 1, requestId: 3 }, address, port);
 };
 // A first batch grows the heap's spaces and the allocator's arenas to their working size (a

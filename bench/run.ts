@@ -5,8 +5,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import dgram from 'node:dgram';
 import { Command } from 'commander';
-import { encodeControl, MessageType, type Message } from '../protocol/index.ts';
-import { controlReply, exchange, percentile, HIST_BUCKETS, type RelayKind } from './wire.ts';
+import { MessageType } from '../protocol/index.ts';
+import { openSession, percentile, sessionRequest, HIST_BUCKETS, type RelayKind } from './wire.ts';
 import type { MemoryFigures } from './memory.ts';
 import { writeReport } from './report.ts';
 
@@ -87,7 +87,8 @@ const repeats = Math.max(1, Number(o.repeat));
 /** The latency run is longer than a trial: its tail is what it is for. */
 const latencyMs = quick ? trialMs : Math.max(3000, trialMs);
 const pinned = cpus().length >= 2 && spawnSync('taskset', ['-V']).status === 0;
-const sinkKind: 'c' | 'node' = o.sinks === 'node' ? 'node' : o.sinks === 'c' || spawnSync('gcc', ['--version']).status === 0 ? 'c' : 'node';
+// The C sink speaks protocol version 1 only (no sessions): Node sinks unless it is asked for, for baseline relays alone.
+const sinkKind: 'c' | 'node' = o.sinks === 'c' ? 'c' : 'node';
 const CSINK = join(ROOT, 'bench/.build/csink');
 if (sinkKind === 'c') {
   mkdirSync(dirname(CSINK), { recursive: true });
@@ -103,6 +104,7 @@ interface SinkReport { received: number; late: number; samples: number; hist: [n
 interface Sink { reset(latency: boolean): Promise<void>; report(): Promise<SinkReport>; exit(): Promise<void> }
 
 async function startSink(kind: RelayKind, port: number, producerIds: number[]): Promise<Sink> {
+  if (sinkKind === 'c' && kind.startsWith('broker')) throw new Error('bench/csink.c does not open sessions (protocol version 2): run the broker relays with --sinks node');
   if (sinkKind === 'node') {
     const c = helper('bench/sink.ts');
     await ask(c, { cmd: 'init', kind, port, producerIds }, 'ready');
@@ -183,17 +185,13 @@ function cpuTicks(pid: number): number {
   return ticks;
 }
 
-/** The broker's counters over the wire (HELLO, token echoed, STATS), to see what it dropped or shed. */
+/** The broker's counters over the wire (a session, then STATS), to see what it dropped or shed. */
 async function brokerCounters(port: number): Promise<Record<string, number>> {
   const s = dgram.createSocket('udp4');
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-  const reply = async (m: Parameters<typeof encodeControl>[0], want: (r: Message) => boolean) =>
-    controlReply(await exchange(s, port, encodeControl(m), (d) => controlReply(d, want) !== null), want)!;
   try {
-    const v = await reply({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }, (d) => d.type === MessageType.ACK && d.requestId === 1);
-    const token = v.type === MessageType.ACK ? v.detail.token! : Buffer.alloc(0);
-    await reply({ type: MessageType.HELLO, producerId: 0, requestId: 2, token }, (d) => d.type === MessageType.ACK && d.requestId === 2);
-    const r = await reply({ type: MessageType.STATS, producerId: 0, requestId: 3 }, (d) => d.type === MessageType.STATS_REPLY);
+    const session = await openSession(s, port);
+    const r = await sessionRequest(s, port, session, { type: MessageType.STATS, producerId: 0, requestId: 3 }, (d) => d.type === MessageType.STATS_REPLY);
     return r.type === MessageType.STATS_REPLY ? { ...r.stats } : {};
   } finally {
     s.close();

@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
-import { encodeControl, MessageType, Role, Status } from '../protocol/index.ts';
-import { controlReply, exchange, HIST_BUCKETS, isMedia, REGISTER, REGISTERED, SEND_TIME_OFFSET, sharedNowMs, type RelayKind } from './wire.ts';
+import { MessageType, Role } from '../protocol/index.ts';
+import { sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
+import { exchange, HIST_BUCKETS, isMedia, isOk, openSession, REGISTER, REGISTERED, SEND_TIME_OFFSET, sessionRequest, sharedNowMs, type RelayKind } from './wire.ts';
 
 /**
  * Subscriber sockets for the benchmark, run as a child process with IPC. Each socket proves
@@ -10,6 +11,7 @@ import { controlReply, exchange, HIST_BUCKETS, isMedia, REGISTER, REGISTERED, SE
 interface Init { kind: RelayKind; port: number; producerIds: number[] }
 
 const sockets: dgram.Socket[] = [];
+const sessions = new Map<dgram.Socket, PeerSessionState>();
 let received = 0;
 /** Datagrams that took 100 ms or more: too late for a live stream, counted as lost (see csink.c). */
 let late = 0;
@@ -35,12 +37,9 @@ async function join(s: dgram.Socket, init: Init, producerId: number): Promise<vo
     await exchange(s, port, reg, (r) => r.length === 1 && r[0] === REGISTERED);
     return;
   }
-  const ack = (r: Buffer, requestId: number, status?: number) =>
-    controlReply(r, (m) => m.type === MessageType.ACK && m.requestId === requestId && (status === undefined || m.status === status));
-  const challenge = ack(await exchange(s, port, encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }), (r) => ack(r, 1) !== null), 1);
-  const token = challenge?.type === MessageType.ACK ? challenge.detail.token! : Buffer.alloc(0);
-  await exchange(s, port, encodeControl({ type: MessageType.HELLO, producerId: 0, requestId: 2, token }), (r) => ack(r, 2, Status.OK) !== null);
-  await exchange(s, port, encodeControl({ type: MessageType.SUBSCRIBE, producerId, requestId: 3 }), (r) => ack(r, 3, Status.OK) !== null);
+  const session = await openSession(s, port);
+  sessions.set(s, session);
+  await sessionRequest(s, port, session, { type: MessageType.SUBSCRIBE, producerId, requestId: 3 }, isOk(3));
 }
 
 // The harness gone (killed, or crashed): nothing left to serve.
@@ -62,8 +61,9 @@ process.on('message', (raw: { cmd: string } & Record<string, unknown>) => {
         }
         for (const s of sockets) s.on('message', (msg) => { if (isMedia(msg)) onMedia(msg); });
         if (init.kind.startsWith('broker')) {
-          const hb = encodeControl({ type: MessageType.HEARTBEAT, producerId: 0, requestId: 0, role: Role.CLIENT });
-          setInterval(() => { for (const s of sockets) s.send(hb, init.port, '127.0.0.1'); }, 1000).unref();
+          // Consent (PROTOCOL.md §5.2): a sealed heartbeat per session every second.
+          const hb = { type: MessageType.HEARTBEAT, producerId: 0, requestId: 0, role: Role.CLIENT } as const;
+          setInterval(() => { for (const s of sockets) s.send(sealForBroker(sessions.get(s)!, hb), init.port, '127.0.0.1'); }, 1000).unref();
         }
         process.send!({ cmd: 'ready' });
         return;

@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
-import { encodeControl, MessageType, Role, Status } from '../protocol/index.ts';
-import { benchDatagram, controlReply, exchange, stamp, type RelayKind } from './wire.ts';
+import { MessageType, Role } from '../protocol/index.ts';
+import { sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
+import { benchDatagram, isOk, openSession, sessionRequest, stamp, type RelayKind } from './wire.ts';
 
 /**
  * Synthetic producers for the benchmark, run as a child process with IPC: one socket per
@@ -14,11 +15,13 @@ let init: Init;
 const sockets: dgram.Socket[] = [];
 let pool: Buffer[] = [];
 const seqs: number[] = [];
+const sessions: (PeerSessionState | undefined)[] = [];
 const metadata = { title: 'bench', video: { codec: 'mjpeg', width: 2, height: 2, fps: 12 }, audio: null };
 
-async function announce(s: dgram.Socket, producerId: number): Promise<void> {
-  const msg = encodeControl({ type: MessageType.ANNOUNCE, producerId, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata });
-  await exchange(s, init.port, msg, (r) => controlReply(r, (m) => m.type === MessageType.ACK && m.requestId === 1 && m.status === Status.OK) !== null);
+async function announce(s: dgram.Socket, producerId: number): Promise<PeerSessionState> {
+  const session = await openSession(s, init.port);
+  await sessionRequest(s, init.port, session, { type: MessageType.ANNOUNCE, producerId, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }, isOk(1));
+  return session;
 }
 
 /** Sends `rate` datagrams a second for `ms`, in batches so the pace holds at any rate. */
@@ -36,7 +39,7 @@ function run(rate: number, ms: number): Promise<number[]> {
         const p = total % n;
         const d = pool[slot];
         slot = (slot + 1) % POOL;
-        stamp(d, init.producerIds[p], seqs[p]++);
+        stamp(d, init.producerIds[p], seqs[p]++, sessions[p]?.keys.mediaToken);
         sockets[p].send(d, init.port, '127.0.0.1');
         sent[p]++;
         total++;
@@ -65,11 +68,11 @@ process.on('message', (raw: { cmd: string } & Record<string, unknown>) => {
           s.setSendBufferSize(4 * 1024 * 1024);
           sockets.push(s);
           seqs.push(0);
-          if (init.kind.startsWith('broker')) await announce(s, id);
+          sessions.push(init.kind.startsWith('broker') ? await announce(s, id) : undefined);
         }
         if (init.kind.startsWith('broker')) {
           // Producers' leases live on MEDIA, and on heartbeats between trials.
-          setInterval(() => sockets.forEach((s, i) => s.send(encodeControl({ type: MessageType.HEARTBEAT, producerId: init.producerIds[i], requestId: 0, role: Role.PRODUCER }), init.port, '127.0.0.1')), 1000).unref();
+          setInterval(() => sockets.forEach((s, i) => s.send(sealForBroker(sessions[i]!, { type: MessageType.HEARTBEAT, producerId: init.producerIds[i], requestId: 0, role: Role.PRODUCER }), init.port, '127.0.0.1')), 1000).unref();
         }
         process.send!({ cmd: 'ready' });
         return;

@@ -1,5 +1,6 @@
 import type dgram from 'node:dgram';
-import { decode, encodeMedia, MEDIA_HEADER_BYTES, MessageType, Track, type Message } from '../protocol/index.ts';
+import { decode, encode, encodeMedia, MEDIA_HEADER_BYTES, MEDIA_TOKEN_OFFSET, MessageType, Status, Track, type ControlMessage, type Message } from '../protocol/index.ts';
+import { openFromBroker, PeerHandshake, sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
 
 /**
  * The benchmark's datagrams: real MEDIA (one fragment per frame, so the broker checks and
@@ -21,9 +22,10 @@ export function benchDatagram(producerId: number, bytes: number): Buffer {
   });
 }
 
-/** Numbers a pooled datagram for sending: producer, seq and frame number, send time. */
-export function stamp(d: Buffer, producerId: number, seq: number): void {
+/** Numbers a pooled datagram for sending: producer, seq and frame number, its session's media token, send time. */
+export function stamp(d: Buffer, producerId: number, seq: number, token?: Buffer): void {
   d.writeUInt32BE(producerId, 4);
+  token?.copy(d, MEDIA_TOKEN_OFFSET);
   d.writeUInt32BE(seq >>> 0, 20);
   d.writeUInt32BE(seq >>> 0, 24);
   d.writeDoubleLE(sharedNowMs(), SEND_TIME_OFFSET);
@@ -57,17 +59,7 @@ export function percentile(hist: ArrayLike<number>, total: number, p: number): n
 
 /** Sends `msg` to the relay on loopback until a reply for which `done` says yes, every 200 ms. */
 export function exchange(s: dgram.Socket, port: number, msg: Buffer, done: (reply: Buffer) => boolean): Promise<Buffer> {
-  return new Promise((resolve) => {
-    const onReply = (reply: Buffer): void => {
-      if (!done(reply)) return;
-      clearInterval(timer);
-      s.off('message', onReply);
-      resolve(reply);
-    };
-    s.on('message', onReply);
-    const timer = setInterval(() => s.send(msg, port, '127.0.0.1'), 200);
-    s.send(msg, port, '127.0.0.1');
-  });
+  return exchangeEach(s, port, () => msg, done);
 }
 
 /** A control reply that `want` accepts, or null (MEDIA, noise, or another reply). */
@@ -79,4 +71,43 @@ export function controlReply(d: Buffer, want: (m: Message) => boolean): Message 
   } catch {
     return null;
   }
+}
+
+/** Opens a session for a socket with the session layer's own steps (PROTOCOL.md §4.9). */
+export async function openSession(s: dgram.Socket, port: number): Promise<PeerSessionState> {
+  const hs = new PeerHandshake();
+  const ack = (id: number) => (d: Buffer) => controlReply(d, (m) => m.type === MessageType.ACK && m.requestId === id) !== null;
+  const challenge = controlReply(await exchange(s, port, encode(hs.hello(1)), ack(1)), () => true);
+  const token = challenge?.type === MessageType.ACK ? challenge.detail.token ?? Buffer.alloc(0) : Buffer.alloc(0);
+  const welcome = await exchange(s, port, encode(hs.hello(2, token)), (d) => hs.open(d, 2) !== null);
+  return hs.open(welcome, 2)!;
+}
+
+/** A request within a session, sent (sealed anew each time) until a reply `want` accepts. */
+export async function sessionRequest(s: dgram.Socket, port: number, session: PeerSessionState, m: ControlMessage, want: (r: Message) => boolean): Promise<Message> {
+  let reply: Message | null = null;
+  await exchangeEach(s, port, () => sealForBroker(session, m), (d) => {
+    if (isMedia(d) || d.length < 12 || d.readUInt32BE(8) !== session.id) return false;
+    const r = openFromBroker(session, d);
+    if (typeof r === 'string' || !want(r)) return false;
+    reply = r;
+    return true;
+  });
+  return reply!;
+}
+
+export const isOk = (requestId: number) => (m: Message): boolean => m.type === MessageType.ACK && m.requestId === requestId && m.status === Status.OK;
+
+function exchangeEach(s: dgram.Socket, port: number, make: () => Buffer, done: (reply: Buffer) => boolean): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const onReply = (reply: Buffer): void => {
+      if (!done(reply)) return;
+      clearInterval(timer);
+      s.off('message', onReply);
+      resolve(reply);
+    };
+    s.on('message', onReply);
+    const timer = setInterval(() => s.send(make(), port, '127.0.0.1'), 200);
+    s.send(make(), port, '127.0.0.1');
+  });
 }

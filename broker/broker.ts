@@ -1,21 +1,22 @@
 import { EventEmitter } from 'node:events';
 import {
-  CONTROL_HEADER_BYTES, GoodbyeReason, MAGIC, MEDIA_HEADER_BYTES, MediaFlag, MessageType, NoticeEvent, Role, Status, STATUS_TEXT,
-  Track, VERSION,
+  CONTROL_HEADER_BYTES, GoodbyeReason, MAGIC, MEDIA_TOKEN_BYTES, MEDIA_TOKEN_OFFSET, MediaFlag, MessageType,
+  NoticeEvent, PACKET_NUMBER_OFFSET, Role, SESSION_ID_OFFSET, Status, STATUS_TEXT, TAG_BYTES, Track, VERSION,
 } from '../protocol/constants.ts';
 import {
   checkMedia, decode, encodeControl, type AckDetail, type AnnounceMessage, type ControlMessage, type GoodbyeMessage,
-  type HeartbeatMessage, type HelloMessage, type NakMessage, type ReceiverReportMessage, type SubscribeMessage,
-  type UnsubscribeMessage,
+  type HeartbeatMessage, type HelloMessage, type NakMessage, type PathResponseMessage, type ReceiverReportMessage,
+  type SubscribeMessage, type UnsubscribeMessage,
 } from '../protocol/codec.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import { DatagramLog } from '../protocol/history.ts';
-import { verifyAnnounce } from '../common/announce-auth.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
+import { seal, verifyAnnounceAuth, verifyTag } from '../protocol/session-crypto.ts';
 import { AddressValidator } from './address-validator.ts';
 import { Channel, newSubscriber, type PeerSender, type Subscriber } from './channel.ts';
 import { RateLimiter } from './rate-limiter.ts';
-import { addressKey, type ClientEntry } from './clients.ts';
+import type { ClientEntry } from './clients.ts';
+import { hasMediaToken, pathNonce, SessionTable, type PeerSession } from './sessions.ts';
 import { createCounters, type BrokerCounters } from './counters.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
 
@@ -67,13 +68,10 @@ export interface SubscriberQuality {
   readonly retransmits: number;
 }
 
-/** Requests only a validated client may make (PROTOCOL.md §4.9). */
-const CLIENT_REQUESTS: ReadonlySet<number> = new Set([
-  MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE, MessageType.LIST, MessageType.STATS, MessageType.NAK, MessageType.RECEIVER_REPORT,
-]);
-/** Control types a peer may send to the broker. */
+/** Control types a peer may send to the broker within a session. */
 const TO_BROKER: ReadonlySet<number> = new Set([
-  ...CLIENT_REQUESTS, MessageType.HELLO, MessageType.ANNOUNCE, MessageType.HEARTBEAT, MessageType.GOODBYE,
+  MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE, MessageType.LIST, MessageType.STATS, MessageType.NAK, MessageType.RECEIVER_REPORT,
+  MessageType.ANNOUNCE, MessageType.HEARTBEAT, MessageType.GOODBYE, MessageType.PATH_RESPONSE,
 ]);
 
 export interface BrokerEvents {
@@ -87,26 +85,28 @@ export interface BrokerEvents {
 }
 
 /**
- * The broker's state machine: producers, subscriptions, leases and fan-out over one socket.
- * It owns no socket or timer: the entry point feeds it datagrams and calls `sweep(now)`.
+ * The broker's state machine: sessions, producers, subscriptions, leases and fan-out over one
+ * socket. It owns no socket or timer: the entry point feeds it datagrams and calls `sweep(now)`.
+ * Nothing but a proven session changes state (PROTOCOL.md §2.2): a control datagram is checked
+ * for its session's tag, its packet number and its path before it is decoded.
  */
 export class Broker extends EventEmitter<BrokerEvents> {
   readonly counters: BrokerCounters = createCounters();
   readonly options: BrokerOptions;
   readonly #socket: DatagramSocket;
   readonly #clock: Clock;
-  /** Wall-clock time, only to check the time in a signed ANNOUNCE. */
-  readonly #wallClock: Clock;
   readonly #channels = new Map<number, Channel>();
-  readonly #clients = new Map<string, ClientEntry>();
+  readonly #sessions: SessionTable;
   readonly #validator: AddressValidator;
-  readonly #controlRate: RateLimiter;
-  readonly #nakRate: RateLimiter;
+  /** Handshakes per source IP and from everyone, checked before any work (PROTOCOL.md §5.4). */
+  readonly #handshakeRate: RateLimiter;
+  readonly #handshakeTokens: { tokens: number; refillMs: number };
   /** Recent datagrams of every producer, for NAKs (PROTOCOL.md §3.6). */
   readonly #log: DatagramLog;
   #lastHintMs = -Infinity;
   #queueFull = false;
   #queueCheckedMs = -Infinity;
+  #clients = 0;
   /**
    * How long a datagram is kept for NAKs: two budgets, since a receiver learns of a loss only
    * when a later datagram arrives (up to a frame interval later) and then has a whole budget to
@@ -120,19 +120,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #fanout: Fanout | null;
 
   constructor(args: {
-    socket: DatagramSocket; clock: Clock; wallClock?: Clock; options?: Partial<BrokerOptions>; secret?: Buffer; peers?: PeerSockets; fanout?: Fanout;
+    socket: DatagramSocket; clock: Clock; options?: Partial<BrokerOptions>; secret?: Buffer; peers?: PeerSockets; fanout?: Fanout;
   }) {
     super();
     this.#socket = args.socket;
     this.#peers = args.peers ?? null;
     this.#fanout = args.fanout ?? null;
     this.#clock = args.clock;
-    this.#wallClock = args.wallClock ?? Date.now;
     this.options = Object.freeze({ ...DEFAULT_BROKER_OPTIONS, ...args.options });
     this.#validator = new AddressValidator({ lifetimeMs: this.options.tokenLifetimeMs, secret: args.secret });
-    this.#controlRate = new RateLimiter({ ratePerSecond: this.options.maxControlPerSecondPerAddress, maxTracked: this.options.maxRateTrackedAddresses });
+    this.#sessions = new SessionTable({ maxSessions: this.options.maxSessions, maxSessionsPerIp: this.options.maxSessionsPerIp });
+    this.#handshakeRate = new RateLimiter({ ratePerSecond: this.options.maxHandshakesPerSecondPerIp, maxTracked: this.options.maxRateTrackedAddresses });
+    this.#handshakeTokens = { tokens: this.options.maxHandshakesPerSecond, refillMs: this.#clock() };
     this.#log = new DatagramLog(this.options.historyBytes);
-    this.#nakRate = new RateLimiter({ ratePerSecond: this.options.maxNaksPerSecondPerAddress, maxTracked: this.options.maxRateTrackedAddresses });
   }
 
   get producerCount(): number {
@@ -141,7 +141,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return n;
   }
   get clientCount(): number {
-    return this.#clients.size;
+    return this.#clients;
+  }
+  get sessionCount(): number {
+    return this.#sessions.size;
   }
   get subscriptionCount(): number {
     let n = 0;
@@ -154,15 +157,42 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const c = this.counters;
     c.datagramsIn++;
     c.bytesIn += msg.length;
+    if (msg.length < CONTROL_HEADER_BYTES || msg.readUInt16BE(0) !== MAGIC || msg[2] !== VERSION) {
+      c.countDrop(msg.length >= 3 && msg.readUInt16BE(0) === MAGIC ? (msg[2] === VERSION ? 'FC_ERR_TOO_SHORT' : 'FC_ERR_BAD_VERSION') : (msg.length < 4 ? 'FC_ERR_TOO_SHORT' : 'FC_ERR_BAD_MAGIC'));
+      return;
+    }
     // Hot path (PROTOCOL.md §3): a MEDIA datagram is forwarded as received, without decoding.
-    if (msg.length >= MEDIA_HEADER_BYTES && msg[3] === MessageType.MEDIA && msg[2] === VERSION && msg.readUInt16BE(0) === MAGIC) {
+    if (msg[3] === MessageType.MEDIA) {
       this.#forwardMedia(msg, rinfo);
       return;
     }
-    // Everything else is control: limited per address before any work is spent on it (PROTOCOL.md §5.4).
-    // NAKs have a budget of their own, so recovery does not starve heartbeats and requests.
-    const limiter = msg.length >= 4 && msg[3] === MessageType.NAK ? this.#nakRate : this.#controlRate;
-    if (!limiter.allow(addressKey(rinfo.address, rinfo.port), this.#clock())) {
+    const sid = msg.readUInt32BE(SESSION_ID_OFFSET);
+    if (sid === 0) return this.#handleHandshake(msg, rinfo);
+    const s = this.#sessions.get(sid);
+    if (s === undefined) {
+      c.countDrop('FC_DROP_UNKNOWN_SESSION');
+      return this.#hintUnknown(sid, 0, rinfo);
+    }
+    // PROTOCOL.md §2.2: the tag first, then the packet number; nothing else is read before.
+    if (msg.length < CONTROL_HEADER_BYTES + TAG_BYTES || !verifyTag(msg, s.keys.peerToBroker)) {
+      c.countDrop('FC_DROP_BAD_TAG');
+      return;
+    }
+    const now = this.#clock();
+    const onPath = rinfo.port === s.port && rinfo.address === s.address;
+    if (!onPath && msg[3] !== MessageType.PATH_RESPONSE) {
+      // A datagram of the session from another address: a NAT rebinding, or a copy sent by
+      // someone who saw it. Nothing from an unproven path is acted on; the path is asked to
+      // prove itself (PROTOCOL.md §4.12). Its packet number is not used up, so the peer's
+      // retry is accepted once the path is proven.
+      c.countDrop('FC_DROP_PATH_UNPROVEN');
+      return this.#challengePath(s, rinfo, msg.length, now);
+    }
+    if (!s.replay.accept(msg.readUInt32BE(PACKET_NUMBER_OFFSET))) {
+      c.countDrop('FC_DROP_REPLAY');
+      return;
+    }
+    if (!this.#allowControl(s, msg[3] === MessageType.NAK, now)) {
       c.countDrop('FC_DROP_RATE_LIMITED');
       return;
     }
@@ -174,28 +204,64 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.countDrop(err.code);
       return;
     }
-    if (m.type === MessageType.MEDIA) return; // a short MEDIA already failed checkMedia in decode
-    this.#handleControl(m, rinfo, msg);
+    if (m.type === MessageType.MEDIA) return;
+    if (!TO_BROKER.has(m.type)) {
+      // ACK, NOTICE, replies and HELLO are never sent within a session to the broker.
+      c.countDrop('FC_DROP_UNEXPECTED_TYPE');
+      return;
+    }
+    if (m.type === MessageType.PATH_RESPONSE) {
+      if (!this.#movePath(s, m, rinfo)) c.countDrop('FC_DROP_PATH_UNPROVEN');
+      else c.controlIn++;
+      return;
+    }
+    // Consent (PROTOCOL.md §5.2): only an authenticated datagram on the proven path renews it.
+    s.lastHeardMs = now;
+    // Every datagram is counted once: datagramsIn = mediaIn + controlIn + dropped.
+    c.controlIn++;
+    switch (m.type) {
+      case MessageType.ANNOUNCE: return this.#handleAnnounce(m, s);
+      case MessageType.SUBSCRIBE: return this.#handleSubscribe(m, s);
+      case MessageType.UNSUBSCRIBE: return this.#handleUnsubscribe(m, s);
+      case MessageType.LIST: return this.#reply(s, this.#listReply(m.requestId), this.options.maxReplyBytes);
+      case MessageType.STATS: return this.#reply(s, { type: MessageType.STATS_REPLY, producerId: 0, requestId: m.requestId, stats: this.statsSnapshot() }, this.options.maxReplyBytes);
+      case MessageType.HEARTBEAT: return this.#handleHeartbeat(m, s);
+      case MessageType.GOODBYE: return this.#handleGoodbye(m, s);
+      case MessageType.NAK: return this.#handleNak(m, s);
+      case MessageType.RECEIVER_REPORT: return this.#handleReport(m, s);
+    }
   }
 
   #forwardMedia(msg: Buffer, rinfo: RemoteInfo): void {
     const c = this.counters;
-    const ch = this.#channels.get(msg.readUInt32BE(4));
-    const p = ch?.producer;
-    if (ch === undefined || p == null || p.port !== rinfo.port || p.address !== rinfo.address) {
-      // Not announced (a restarted broker): nudge the sender to announce, at most 10 times a second.
-      c.countDrop(p == null ? 'FC_DROP_UNKNOWN_PRODUCER' : 'FC_DROP_NOT_OWNER');
-      if (p == null) this.#hintUnregistered(msg.readUInt32BE(4), rinfo);
-      return;
-    }
     const err = checkMedia(msg);
     if (err !== null) {
       c.countDrop(err);
       return;
     }
-    p.mediaSinceSweep = true; // the lease, renewed by the next sweep
-    if (!p.online) this.#setOnline(ch, p.address, p.port);
+    const ch = this.#channels.get(msg.readUInt32BE(4));
+    const p = ch?.producer;
+    if (ch === undefined || p == null || !this.#sessionLive(p.session)) {
+      // Not announced (a restarted broker): nudge the sender to open a session, at most 10 times a second.
+      c.countDrop('FC_DROP_UNKNOWN_PRODUCER');
+      this.#hintUnknown(0, msg.readUInt32BE(4), rinfo);
+      return;
+    }
+    // PROTOCOL.md §3.1: MEDIA proves its session with the media token, compared without allocating.
+    if (!hasMediaToken(msg, p.session)) {
+      c.countDrop('FC_DROP_NOT_OWNER');
+      return;
+    }
     const track = msg[12];
+    // A copy of a datagram already forwarded (a replay, or a duplicate on the way) goes nowhere.
+    if (!ch.seqSeen[track].accept(((msg[20] << 24) | (msg[21] << 16) | (msg[22] << 8) | msg[23]) >>> 0)) {
+      c.countDrop('FC_DROP_REPLAY');
+      return;
+    }
+    // Nobody downstream may learn the token (a viewer could then forge the producer's MEDIA).
+    msg.fill(0, MEDIA_TOKEN_OFFSET, MEDIA_TOKEN_OFFSET + MEDIA_TOKEN_BYTES);
+    p.mediaSinceSweep = true; // the lease, renewed by the next sweep
+    if (!p.online) this.#setOnline(ch);
     if (track === Track.VIDEO) ch.cacheVideo(msg);
     c.mediaIn++;
     const subs = ch.subscribers;
@@ -233,167 +299,190 @@ export class Broker extends EventEmitter<BrokerEvents> {
     c.bytesOut += n * msg.length;
   }
 
-  #handleControl(m: ControlMessage, rinfo: RemoteInfo, raw: Buffer): void {
-    const key = addressKey(rinfo.address, rinfo.port);
-    const client = this.#clients.get(key);
-    if (client !== undefined) client.lastHeardMs = this.#clock();
-    if (!TO_BROKER.has(m.type)) {
-      // ACK, NOTICE and replies only travel from the broker.
-      this.counters.countDrop('FC_DROP_UNEXPECTED_TYPE');
+  /**
+   * The handshake (PROTOCOL.md §4.9): the only datagram served outside a session. Limited per
+   * source IP and in total before any work; every answer is no larger than the HELLO.
+   */
+  #handleHandshake(msg: Buffer, rinfo: RemoteInfo): void {
+    const c = this.counters;
+    const now = this.#clock();
+    if (!this.#handshakeRate.allow(rinfo.address, now) || !this.#takeHandshakeToken(now)) {
+      c.countDrop('FC_DROP_RATE_LIMITED');
       return;
     }
-    // PROTOCOL.md §4.9: a client request from an address that has not proved it receives gets
-    // no answer (the only answer would be larger than the request: an amplification).
-    if (client === undefined && CLIENT_REQUESTS.has(m.type)) {
-      this.counters.countDrop('FC_DROP_UNVALIDATED');
+    let m;
+    try {
+      m = decode(msg);
+    } catch (err) {
+      if (!isProtocolError(err)) throw err;
+      c.countDrop(err.code);
       return;
     }
-    // Every datagram is counted once: datagramsIn = mediaIn + controlIn + dropped.
-    this.counters.controlIn++;
-    switch (m.type) {
-      case MessageType.HELLO: return this.#handleHello(m, rinfo, key, raw.length);
-      case MessageType.ANNOUNCE: return this.#handleAnnounce(m, rinfo, key, raw);
-      case MessageType.SUBSCRIBE: return this.#handleSubscribe(m, rinfo, key);
-      case MessageType.UNSUBSCRIBE: return this.#handleUnsubscribe(m, rinfo, key);
-      case MessageType.LIST: return this.#reply(rinfo, this.#listReply(m.requestId), this.options.maxReplyBytes);
-      case MessageType.STATS: return this.#reply(rinfo, { type: MessageType.STATS_REPLY, producerId: 0, requestId: m.requestId, stats: this.statsSnapshot() }, this.options.maxReplyBytes);
-      case MessageType.HEARTBEAT: return this.#handleHeartbeat(m, rinfo, key);
-      case MessageType.GOODBYE: return this.#handleGoodbye(m, rinfo, key);
-      case MessageType.NAK: return this.#handleNak(m, rinfo, key);
-      case MessageType.RECEIVER_REPORT: return this.#handleReport(m, key);
+    if (m.type !== MessageType.HELLO) {
+      c.countDrop(TO_BROKER.has(m.type) ? 'FC_DROP_UNTAGGED' : 'FC_DROP_UNEXPECTED_TYPE');
+      return;
     }
+    c.controlIn++;
+    this.#handleHello(m, rinfo, msg.length, now);
   }
 
-  #handleAnnounce(m: AnnounceMessage, rinfo: RemoteInfo, key: string, raw: Buffer): void {
+  #handleHello(m: HelloMessage, rinfo: RemoteInfo, requestBytes: number, now: number): void {
+    if (m.token.length === 0 || !this.#validator.verify(m.token, rinfo.address, rinfo.port, now)) {
+      if (m.token.length > 0) this.counters.tokensRefused++;
+      return this.#sendUnproven(rinfo, requestBytes, {
+        type: MessageType.ACK, producerId: 0, requestId: m.requestId, status: Status.VALIDATE, ackedType: MessageType.HELLO,
+        detail: { token: this.#validator.mint(rinfo.address, rinfo.port, now) },
+      });
+    }
+    // The address is proven. A retried HELLO (its answer was lost) gets the same answer.
+    const retry = this.#sessions.findRetry(rinfo.address, rinfo.port, m.publicKey);
+    if (retry?.welcome != null) return this.#sendCounted(retry.welcome, rinfo.port, rinfo.address);
+    const refusal = this.#sessions.refusal(rinfo.address);
+    if (refusal !== null) {
+      return this.#sendUnproven(rinfo, requestBytes, { type: MessageType.ACK, producerId: 0, requestId: m.requestId, status: Status.LIMIT_REACHED, ackedType: MessageType.HELLO, detail: { message: refusal } });
+    }
+    const opened = this.#sessions.open({
+      address: rinfo.address, port: rinfo.port, peerPublicKey: m.publicKey, nowMs: now,
+      burst: { control: this.options.maxControlPerSecondPerSession, nak: this.options.maxNaksPerSecondPerSession },
+    });
+    if (opened === null) {
+      this.counters.countDrop('FC_DROP_BAD_KEY');
+      this.counters.controlIn--;
+      return;
+    }
+    const { session, brokerPublicKey } = opened;
+    // One socket has one session: an older one from the same address is over (the peer opened
+    // a new one because the broker forgot it, or the peer restarted on the same port).
+    for (const old of this.#sessions.values()) {
+      if (old !== session && old.port === rinfo.port && old.address === rinfo.address) this.#closeSession(old, 'goodbye');
+    }
+    const welcome = this.#seal(session, {
+      type: MessageType.ACK, producerId: 0, requestId: m.requestId, status: Status.OK, ackedType: MessageType.HELLO,
+      detail: { publicKey: brokerPublicKey, ...this.#leaseDetail() },
+    });
+    if (welcome.length > requestBytes) throw new Error('a session answer larger than the HELLO: MIN_HELLO_BYTES is too small');
+    session.welcome = welcome;
+    this.#sendCounted(welcome, rinfo.port, rinfo.address);
+  }
+
+  #handleAnnounce(m: AnnounceMessage, s: PeerSession): void {
     let ch = this.#channels.get(m.producerId);
+    const p = ch?.producer ?? null;
+    const owner = p !== null && p.session === s;
+    if (!owner && this.#producersFromIp(s.ip) >= this.options.maxProducersPerIp) {
+      return this.#ack(s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxProducersPerIp} producers per IP address` });
+    }
+    // PROTOCOL.md §4.1: an ID with a secret takes only an ANNOUNCE that proves it in this session.
+    const secret = this.options.producerSecrets.get(m.producerId);
+    if (secret !== undefined && !verifyAnnounceAuth(m.auth, secret, s.keys.binding, m.producerId)) {
+      this.counters.announcesRefused++;
+      this.emit('producerRefused', m.producerId, s.address, s.port);
+      return this.#ack(s, m, Status.AUTH_FAILED);
+    }
+    // PROTOCOL.md §5.3: an ID belongs to the session that announced it while its lease lives,
+    // unless the new session proves the ID's secret (a restarted producer takes it at once).
+    if (p !== null && p.online && !owner && secret === undefined && this.#sessionLive(p.session)) {
+      this.counters.announcesRefused++;
+      this.emit('producerRefused', m.producerId, s.address, s.port);
+      return this.#ack(s, m, Status.ID_TAKEN);
+    }
     if (ch === undefined) {
-      if (this.#channels.size >= this.options.maxProducers) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
+      if (this.#channels.size >= this.options.maxProducers) return this.#ack(s, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
       ch = new Channel(m.producerId, this.options.maxCachedFragments, { slots: this.options.historyDatagrams, log: this.#log });
       this.#channels.set(m.producerId, ch);
     }
     const now = this.#clock();
-    const p = ch.producer;
-    // PROTOCOL.md §4.1: an ID with a secret takes only signed, fresh ANNOUNCEs. A copy of one
-    // carries the epoch of the original: from another address, it is a replay.
-    const secret = this.options.producerSecrets.get(m.producerId);
-    let proved = false;
-    if (secret !== undefined) {
-      const replay = p !== null && p.epoch === m.epoch && p.key !== key;
-      if (replay || !verifyAnnounce(raw, secret, this.#wallClock(), this.options.announceWindowMs)) {
-        this.counters.announcesRefused++;
-        this.emit('producerRefused', m.producerId, rinfo.address, rinfo.port);
-        return this.#ack(rinfo, m, Status.AUTH_FAILED);
-      }
-      proved = true;
-    }
-    // PROTOCOL.md §5.3: an ID belongs to the address that announced it while its lease lives,
-    // unless the new announcer proves it holds the ID's secret (a restarted producer).
-    if (p !== null && p.online && p.key !== key && !proved) {
-      this.counters.announcesRefused++;
-      this.emit('producerRefused', m.producerId, rinfo.address, rinfo.port);
-      return this.#ack(rinfo, m, Status.ID_TAKEN);
-    }
-    const resumed = p === null || !p.online || p.epoch !== m.epoch || p.key !== key;
-    if (p !== null && p.key === key) {
+    const resumed = p === null || !p.online || p.epoch !== m.epoch || !owner;
+    if (p !== null && owner) {
       p.metadata = m.metadata;
       p.lastHeardMs = now;
       if (p.epoch !== m.epoch) ch.clearCache();
       p.epoch = m.epoch;
     } else {
+      if (p !== null) p.session.producerIds.delete(m.producerId);
       ch.clearCache();
-      ch.producer = { address: rinfo.address, port: rinfo.port, key, metadata: m.metadata, epoch: m.epoch, lastHeardMs: now, mediaSinceSweep: false, online: false, offlineSinceMs: now };
+      ch.producer = { session: s, metadata: m.metadata, epoch: m.epoch, lastHeardMs: now, mediaSinceSweep: false, online: false, offlineSinceMs: now };
     }
-    this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
-    if (resumed || !ch.producer!.online) this.#setOnline(ch, rinfo.address, rinfo.port);
+    s.producerIds.add(m.producerId);
+    this.#ack(s, m, Status.OK, this.#leaseDetail());
+    if (resumed || !ch.producer!.online) this.#setOnline(ch);
   }
 
-  #setOnline(ch: Channel, address: string, port: number): void {
+  #setOnline(ch: Channel): void {
     const p = ch.producer!;
     p.online = true;
     p.offlineSinceMs = 0;
     this.#notify(ch, NoticeEvent.PRODUCER_ONLINE);
-    this.emit('producerOnline', ch.id, address, port, p.metadata.title);
+    this.emit('producerOnline', ch.id, p.session.address, p.session.port, p.metadata.title);
   }
 
-  /** Address validation (PROTOCOL.md §4.9): a token first, a client lease once it is echoed. */
-  #handleHello(m: HelloMessage, rinfo: RemoteInfo, key: string, requestBytes: number): void {
-    const now = this.#clock();
-    if (this.#clients.has(key)) return this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
-    if (m.token.length === 0 || !this.#validator.verify(m.token, rinfo.address, rinfo.port, now)) {
-      if (m.token.length > 0) this.counters.tokensRefused++;
-      const challenge = encodeControl({
-        type: MessageType.ACK, producerId: 0, requestId: m.requestId, status: Status.VALIDATE, ackedType: MessageType.HELLO,
-        detail: { token: this.#validator.mint(rinfo.address, rinfo.port, now) },
-      });
-      // Never more bytes to an unvalidated address than it sent (HELLO is padded to make room).
-      if (challenge.length <= requestBytes) this.#sendCounted(challenge, rinfo.port, rinfo.address);
-      else this.#dropControl('FC_DROP_AMPLIFICATION');
-      return;
+  /** The client side of a session, made on its first client request; counted against maxClients only then. */
+  #clientOf(s: PeerSession, m: ControlMessage): ClientEntry | null {
+    if (s.client !== null) return s.client;
+    if (this.#clients >= this.options.maxClients) {
+      this.#ack(s, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
+      return null;
     }
-    if (this.#clients.size >= this.options.maxClients) return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
-    const out = this.#peers?.open(rinfo.address, rinfo.port) ?? null;
-    const peer = this.#fanout?.open(rinfo.address, rinfo.port) ?? 0;
-    this.#clients.set(key, { key, address: rinfo.address, port: rinfo.port, lastHeardMs: now, subscriptions: new Map(), out, peer });
-    this.emit('clientJoined', rinfo.address, rinfo.port);
-    this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
+    const out = this.#peers?.open(s.address, s.port) ?? null;
+    const peer = this.#fanout?.open(s.address, s.port) ?? 0;
+    s.client = { key: String(s.id), session: s, subscriptions: new Map(), out, peer };
+    this.#clients++;
+    this.emit('clientJoined', s.address, s.port);
+    return s.client;
   }
 
-  #handleSubscribe(m: SubscribeMessage, rinfo: RemoteInfo, key: string): void {
+  #handleSubscribe(m: SubscribeMessage, s: PeerSession): void {
     const ch = this.#channels.get(m.producerId);
-    if (ch === undefined || ch.producer === null) return this.#ack(rinfo, m, Status.UNKNOWN_PRODUCER);
-    const client = this.#clients.get(key)!; // validated in #handleControl
+    if (ch === undefined || ch.producer === null) return this.#ack(s, m, Status.UNKNOWN_PRODUCER);
+    const client = this.#clientOf(s, m);
+    if (client === null) return;
     const detail: AckDetail = { metadata: ch.producer.metadata, online: ch.producer.online, ...this.#leaseDetail() };
-    if (client.subscriptions.has(m.producerId)) return this.#ack(rinfo, m, Status.OK, detail); // a retry
+    if (client.subscriptions.has(m.producerId)) return this.#ack(s, m, Status.OK, detail); // a retry
     if (client.subscriptions.size >= this.options.maxSubscriptionsPerClient) {
-      return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscriptionsPerClient} subscriptions per client` });
+      return this.#ack(s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscriptionsPerClient} subscriptions per client` });
     }
     if (ch.subscribers.length >= this.options.maxSubscribersPerProducer) {
-      return this.#ack(rinfo, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscribersPerProducer} viewers per producer` });
+      return this.#ack(s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscribersPerProducer} viewers per producer` });
     }
-    const sub: Subscriber = newSubscriber(key, rinfo.address, rinfo.port, client.out, this.options.maxRetransmitsPerSecondPerSubscriber, this.#clock());
+    const sub: Subscriber = newSubscriber(client.key, s.address, s.port, client.out, this.options.maxRetransmitsPerSecondPerSubscriber, this.#clock());
     ch.addSubscriber(sub);
     client.subscriptions.set(m.producerId, sub);
     this.#fanout?.subscribe(ch.id, client.peer);
-    this.#ack(rinfo, m, Status.OK, detail);
-    this.emit('subscribed', m.producerId, rinfo.address, rinfo.port);
+    this.#ack(s, m, Status.OK, detail);
+    this.emit('subscribed', m.producerId, s.address, s.port);
     // Instant join (PROTOCOL.md §3.5): the latest whole frame now, not at the next frame.
     if (ch.producer.online) {
-      for (const d of ch.replayDatagrams()) this.#sendCounted(d, rinfo.port, rinfo.address);
+      for (const d of ch.replayDatagrams()) this.#sendCounted(d, s.port, s.address);
     }
   }
 
-  #handleUnsubscribe(m: UnsubscribeMessage, rinfo: RemoteInfo, key: string): void {
-    const client = this.#clients.get(key);
+  #handleUnsubscribe(m: UnsubscribeMessage, s: PeerSession): void {
+    const client = s.client;
     const had = client?.subscriptions.delete(m.producerId) ?? false;
-    this.#channels.get(m.producerId)?.removeSubscriber(key);
-    if (had) this.#fanout?.unsubscribe(m.producerId, client!.peer);
+    if (had) {
+      this.#channels.get(m.producerId)?.removeSubscriber(client!.key);
+      this.#fanout?.unsubscribe(m.producerId, client!.peer);
+    }
     // Idempotent: a retried UNSUBSCRIBE is answered OK as well (PROTOCOL.md §4.2).
-    this.#ack(rinfo, m, had || client !== undefined ? Status.OK : Status.NOT_SUBSCRIBED);
-    if (had) this.emit('unsubscribed', m.producerId, rinfo.address, rinfo.port);
+    this.#ack(s, m, had ? Status.OK : Status.NOT_SUBSCRIBED);
+    if (had) this.emit('unsubscribed', m.producerId, s.address, s.port);
   }
 
-  #handleHeartbeat(m: HeartbeatMessage, rinfo: RemoteInfo, key: string): void {
-    const now = this.#clock();
-    if (m.role === Role.CLIENT) {
-      // Unknown client: a restarted broker, or one that dropped it. NOT_REGISTERED makes it resubscribe.
-      const known = this.#clients.has(key);
-      return this.#ack(rinfo, m, known ? Status.OK : Status.NOT_REGISTERED, known ? this.#leaseDetail() : {});
-    }
+  #handleHeartbeat(m: HeartbeatMessage, s: PeerSession): void {
+    // The session's consent was renewed on receipt. A producer's heartbeat also renews its lease
+    // on the ID, which only the owning session can (PROTOCOL.md §5.2).
+    if (m.role === Role.CLIENT) return this.#ack(s, m, Status.OK);
     const p = this.#channels.get(m.producerId)?.producer;
-    if (p == null || p.key !== key) return this.#ack(rinfo, m, Status.NOT_REGISTERED);
-    p.lastHeardMs = now;
-    this.#ack(rinfo, m, Status.OK, this.#leaseDetail());
+    if (p == null || p.session !== s) return this.#ack(s, m, Status.NOT_REGISTERED);
+    p.lastHeardMs = this.#clock();
+    this.#ack(s, m, Status.OK);
   }
 
-  #handleGoodbye(m: GoodbyeMessage, rinfo: RemoteInfo, key: string): void {
-    if (m.producerId === 0) {
-      const client = this.#clients.get(key);
-      if (client !== undefined) this.#dropClient(client, 'goodbye');
-      return;
-    }
+  #handleGoodbye(m: GoodbyeMessage, s: PeerSession): void {
+    if (m.producerId === 0) return this.#closeSession(s, 'goodbye');
     const ch = this.#channels.get(m.producerId);
     const p = ch?.producer;
-    if (ch === undefined || p == null || p.key !== key || !p.online) return;
+    if (ch === undefined || p == null || p.session !== s || !p.online) return;
     this.#setOffline(ch, NoticeEvent.PRODUCER_ENDED, 'goodbye');
   }
 
@@ -402,10 +491,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
    * only, flagged RETRANSMIT, while they are younger than the latency budget and within its
    * retransmission budget. Nothing is answered for datagrams no longer held.
    */
-  #handleNak(m: NakMessage, rinfo: RemoteInfo, key: string): void {
+  #handleNak(m: NakMessage, s: PeerSession): void {
     const c = this.counters;
     c.naksIn++;
-    const sub = this.#clients.get(key)!.subscriptions.get(m.producerId);
+    const sub = s.client?.subscriptions.get(m.producerId);
     const ch = this.#channels.get(m.producerId);
     if (sub === undefined || ch === undefined) return this.#dropControl('FC_DROP_NOT_SUBSCRIBED');
     const now = this.#clock();
@@ -435,19 +524,61 @@ export class Broker extends EventEmitter<BrokerEvents> {
         sub.retransmits++;
         c.retransmitsOut++;
         copy[13] |= MediaFlag.RETRANSMIT; // a copy of its own: the flag marks only this one
-        this.#sendCounted(copy, rinfo.port, rinfo.address);
+        this.#sendCounted(copy, s.port, s.address);
       }
     }
   }
 
   /** A subscriber's view of its reception (PROTOCOL.md §4.11), kept for stats. */
-  #handleReport(m: ReceiverReportMessage, key: string): void {
-    const sub = this.#clients.get(key)!.subscriptions.get(m.producerId);
+  #handleReport(m: ReceiverReportMessage, s: PeerSession): void {
+    const sub = s.client?.subscriptions.get(m.producerId);
     if (sub === undefined) return this.#dropControl('FC_DROP_NOT_SUBSCRIBED');
     this.counters.reportsIn++;
-    const { type: _t, producerId: _p, requestId: _r, ...report } = m;
+    const { type: _t, producerId: _p, requestId: _r, sessionId: _s, packetNo: _n, ...report } = m;
     sub.report = report;
     sub.reportMs = this.#clock();
+  }
+
+  /**
+   * A session's datagram from a new address: ask that address to echo a nonce within the session
+   * (PROTOCOL.md §4.12), no larger than what it sent, at most once per 250 ms.
+   */
+  #challengePath(s: PeerSession, rinfo: RemoteInfo, requestBytes: number, now: number): void {
+    const pr = s.probe;
+    if (pr !== null && pr.address === rinfo.address && pr.port === rinfo.port && now - pr.sentMs < 250) return;
+    const nonce = pathNonce();
+    s.probe = { address: rinfo.address, port: rinfo.port, nonce, sentMs: now };
+    const msg = this.#seal(s, { type: MessageType.PATH_CHALLENGE, producerId: 0, requestId: 0, nonce });
+    if (msg.length > requestBytes) return this.counters.countDrop('FC_DROP_AMPLIFICATION');
+    this.#sendCounted(msg, rinfo.port, rinfo.address);
+  }
+
+  /** The new path echoed the nonce: the session, its subscriptions and its sockets move there. */
+  #movePath(s: PeerSession, m: PathResponseMessage, rinfo: RemoteInfo): boolean {
+    const pr = s.probe;
+    if (pr === null || pr.address !== rinfo.address || pr.port !== rinfo.port || !pr.nonce.equals(m.nonce)) return false;
+    s.probe = null;
+    s.address = rinfo.address;
+    s.port = rinfo.port;
+    s.lastHeardMs = this.#clock();
+    const client = s.client;
+    if (client !== null) {
+      if (client.out !== null) {
+        this.#peers?.close(client.out);
+        client.out = this.#peers?.open(s.address, s.port) ?? null;
+      }
+      if (this.#fanout !== null) {
+        this.#fanout.close(client.peer);
+        client.peer = this.#fanout.open(s.address, s.port);
+        for (const id of client.subscriptions.keys()) this.#fanout.subscribe(id, client.peer);
+      }
+      for (const sub of client.subscriptions.values()) {
+        sub.address = s.address;
+        sub.port = s.port;
+        sub.out = client.out;
+      }
+    }
+    return true;
   }
 
   #setOffline(ch: Channel, event: NoticeEvent, reason: 'lease' | 'goodbye'): void {
@@ -459,24 +590,45 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.emit('producerOffline', ch.id, reason);
   }
 
-  #dropClient(client: ClientEntry, reason: 'lease' | 'goodbye'): void {
-    for (const id of client.subscriptions.keys()) this.#channels.get(id)?.removeSubscriber(client.key);
-    this.#clients.delete(client.key);
-    if (client.out !== null) this.#peers?.close(client.out);
-    this.#fanout?.close(client.peer); // and with it every subscription it had there
-    this.emit('clientLeft', client.address, client.port, reason);
+  #closeSession(s: PeerSession, reason: 'lease' | 'goodbye'): void {
+    this.#sessions.close(s);
+    const client = s.client;
+    if (client !== null) {
+      for (const id of client.subscriptions.keys()) this.#channels.get(id)?.removeSubscriber(client.key);
+      if (client.out !== null) this.#peers?.close(client.out);
+      this.#fanout?.close(client.peer); // and with it every subscription it had there
+      s.client = null;
+      this.#clients--;
+      this.emit('clientLeft', s.address, s.port, reason);
+    }
+    // Its producers keep their lease until it lapses (or another session proves a secret).
   }
 
-  /** Expires leases (PROTOCOL.md §5.2): drops silent clients, marks silent producers offline. */
+  #sessionLive(s: PeerSession): boolean {
+    return this.#sessions.get(s.id) === s;
+  }
+
+  #producersFromIp(ip: string): number {
+    let n = 0;
+    for (const ch of this.#channels.values()) if (ch.producer !== null && ch.producer.online && ch.producer.session.ip === ip) n++;
+    return n;
+  }
+
+  /** Expires leases (PROTOCOL.md §5.2): closes silent sessions, marks silent producers offline. */
   sweep(now: number): void {
     const { leaseMs, offlineRetentionMs } = this.options;
-    this.#controlRate.sweep(now);
-    this.#nakRate.sweep(now);
-    for (const client of this.#clients.values()) {
-      if (now - client.lastHeardMs > leaseMs) {
-        this.counters.clientsExpired++;
-        this.#dropClient(client, 'lease');
+    this.#handshakeRate.sweep(now);
+    for (const s of this.#sessions.values()) {
+      if (now - s.lastHeardMs <= leaseMs) continue;
+      // A producer's MEDIA is its consent too (marked on the hot path, read here).
+      let media = false;
+      for (const id of s.producerIds) {
+        const p = this.#channels.get(id)?.producer;
+        if (p?.session === s && (p.mediaSinceSweep || now - p.lastHeardMs <= leaseMs)) media = true;
       }
+      if (media) continue;
+      if (s.client !== null) this.counters.clientsExpired++;
+      this.#closeSession(s, 'lease');
     }
     for (const ch of this.#channels.values()) {
       ch.history.release(now, this.#historyMs);
@@ -490,17 +642,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
         this.counters.producersExpired++;
         this.#setOffline(ch, NoticeEvent.PRODUCER_OFFLINE, 'lease');
       } else if (!p.online && ch.subscribers.length === 0 && now - p.offlineSinceMs > offlineRetentionMs) {
+        p.session.producerIds.delete(ch.id);
         this.#channels.delete(ch.id);
       }
     }
   }
 
-  /** Tells every client and producer that the broker is going away (PROTOCOL.md §4.6). */
+  /** Tells every session that the broker is going away (PROTOCOL.md §4.6). */
   shutdown(): void {
-    const bye = encodeControl({ type: MessageType.GOODBYE, producerId: 0, requestId: 0, reason: GoodbyeReason.SHUTDOWN });
-    for (const c of this.#clients.values()) this.#sendCounted(bye, c.port, c.address);
-    for (const ch of this.#channels.values()) {
-      if (ch.producer?.online) this.#sendCounted(bye, ch.producer.port, ch.producer.address);
+    for (const s of this.#sessions.values()) {
+      this.#sendCounted(this.#seal(s, { type: MessageType.GOODBYE, producerId: 0, requestId: 0, reason: GoodbyeReason.SHUTDOWN }), s.port, s.address);
     }
   }
 
@@ -516,6 +667,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       ...this.counters.snapshot(),
       producers: this.producerCount,
       clients: this.clientCount,
+      sessions: this.sessionCount,
       subscriptions: this.subscriptionCount,
       subscribersReporting: q.length,
       worstReportedLossPct: worstLoss,
@@ -535,7 +687,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         const r = s.report;
         if (r === null || now - s.reportMs > 5000) continue;
         out.push({
-          producer: ch.id, client: s.key, lossPct: Number(((100 * r.fractionLost) / 256).toFixed(2)),
+          producer: ch.id, client: `${s.address}:${s.port}`, lossPct: Number(((100 * r.fractionLost) / 256).toFixed(2)),
           totalLossPct: r.expected === 0 ? 0 : Number(((100 * r.cumulativeLost) / r.expected).toFixed(2)),
           jitterMs: r.jitterUs / 1000, framesComplete: r.framesComplete, framesDropped: r.framesDropped, retransmits: s.retransmits,
         });
@@ -551,11 +703,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
       producers.push({ id: ch.id, online: ch.producer.online, viewers: ch.subscribers.length, metadata: ch.producer.metadata });
     }
     producers.sort((a, b) => a.id - b.id);
-    // Fit as many as the reply size allows; say so when some were left out.
+    // Fit as many as the reply size allows (tag included); say so when some were left out.
     let n = producers.length;
     for (;;) {
       const msg: ControlMessage = { type: MessageType.LIST_REPLY, producerId: 0, requestId, producers: producers.slice(0, n), truncated: n < producers.length };
-      if (n === 0 || encodeControl(msg).length <= this.options.maxReplyBytes) return msg;
+      if (n === 0 || encodeControl(msg).length + TAG_BYTES <= this.options.maxReplyBytes) return msg;
       n = Math.floor(n * 0.8);
     }
   }
@@ -565,25 +717,70 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   #notify(ch: Channel, event: NoticeEvent): void {
-    if (ch.subscribers.length === 0) return;
-    const msg = encodeControl({ type: MessageType.NOTICE, producerId: ch.id, requestId: 0, event });
-    for (const s of ch.subscribers) this.#sendCounted(msg, s.port, s.address);
+    for (const sub of ch.subscribers) {
+      const s = this.#sessions.get(Number(sub.key));
+      if (s !== undefined) this.#reply(s, { type: MessageType.NOTICE, producerId: ch.id, requestId: 0, event });
+    }
   }
 
-  #hintUnregistered(producerId: number, rinfo: RemoteInfo): void {
+  /**
+   * SESSION_UNKNOWN (PROTOCOL.md §4.13): the broker holds no such session, or no producer for
+   * that MEDIA. At most 10 a second in total; 24 bytes, less than any datagram that draws it.
+   */
+  #hintUnknown(sessionId: number, producerId: number, rinfo: RemoteInfo): void {
     const now = this.#clock();
     if (now - this.#lastHintMs < 100) return;
     this.#lastHintMs = now;
-    this.#reply(rinfo, { type: MessageType.ACK, producerId, requestId: 0, status: Status.NOT_REGISTERED, ackedType: MessageType.MEDIA, detail: {} });
+    this.#sendCounted(encodeControl({ type: MessageType.SESSION_UNKNOWN, producerId, requestId: 0, unknownSessionId: sessionId }), rinfo.port, rinfo.address);
   }
 
-  #ack(rinfo: RemoteInfo, m: ControlMessage, status: Status, detail: AckDetail = {}): void {
+  #ack(s: PeerSession, m: ControlMessage, status: Status, detail: AckDetail = {}): void {
     const d = status === Status.OK || detail.message !== undefined ? detail : { ...detail, message: STATUS_TEXT[status] };
-    this.#reply(rinfo, { type: MessageType.ACK, producerId: m.producerId, requestId: m.requestId, status, ackedType: m.type, detail: d });
+    this.#reply(s, { type: MessageType.ACK, producerId: m.producerId, requestId: m.requestId, status, ackedType: m.type, detail: d });
   }
 
-  #reply(rinfo: RemoteInfo, m: ControlMessage, maxBytes = this.options.maxDatagramBytes): void {
-    this.#sendCounted(encodeControl(m, Math.max(maxBytes, CONTROL_HEADER_BYTES + 512)), rinfo.port, rinfo.address);
+  /** Sends a message within a session, sealed, to its proven path. */
+  #reply(s: PeerSession, m: ControlMessage, maxBytes = this.options.maxDatagramBytes): void {
+    this.#sendCounted(this.#seal(s, m, maxBytes), s.port, s.address);
+  }
+
+  #seal(s: PeerSession, m: ControlMessage, maxBytes = this.options.maxDatagramBytes): Buffer {
+    const buf = encodeControl({ ...m, sessionId: s.id }, Math.max(maxBytes, CONTROL_HEADER_BYTES + 512));
+    return seal(buf, s.id, s.nextPacketNo++, s.keys.brokerToPeer);
+  }
+
+  /** An answer to an address not proven yet: sent only when no larger than what it received (PROTOCOL.md §4.9). */
+  #sendUnproven(rinfo: RemoteInfo, requestBytes: number, m: ControlMessage): void {
+    const msg = encodeControl(m);
+    if (msg.length <= requestBytes) this.#sendCounted(msg, rinfo.port, rinfo.address);
+    else this.counters.countDrop('FC_DROP_AMPLIFICATION');
+  }
+
+  /** Control datagrams and NAKs per session, as token buckets (PROTOCOL.md §5.4). */
+  #allowControl(s: PeerSession, nak: boolean, now: number): boolean {
+    const o = this.options;
+    const dt = Math.max(0, now - s.refillMs);
+    s.refillMs = now;
+    s.controlTokens = Math.min(o.maxControlPerSecondPerSession, s.controlTokens + (dt * o.maxControlPerSecondPerSession) / 1000);
+    s.nakTokens = Math.min(o.maxNaksPerSecondPerSession, s.nakTokens + (dt * o.maxNaksPerSecondPerSession) / 1000);
+    if (nak) {
+      if (s.nakTokens < 1) return false;
+      s.nakTokens--;
+      return true;
+    }
+    if (s.controlTokens < 1) return false;
+    s.controlTokens--;
+    return true;
+  }
+
+  #takeHandshakeToken(now: number): boolean {
+    const b = this.#handshakeTokens;
+    const rate = this.options.maxHandshakesPerSecond;
+    b.tokens = Math.min(rate, b.tokens + (Math.max(0, now - b.refillMs) * rate) / 1000);
+    b.refillMs = now;
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
   }
 
   /** A control datagram counted in controlIn turns out to be dropped: counted once, as a drop. */

@@ -1,6 +1,8 @@
 import type { ReceiverReport } from '../protocol/codec.ts';
 import { RetransmitHistory, type DatagramLog } from '../protocol/history.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
+import { ReplayWindow } from '../protocol/session-crypto.ts';
+import type { PeerSession } from './sessions.ts';
 
 /** A socket of the broker's own port connected to one peer: sends name no address (optional, PeerSockets). */
 export interface PeerSender {
@@ -10,10 +12,11 @@ export interface PeerSender {
 /** A subscribed client's address, as the fan-out loop reads it, and what it told us of its reception. */
 export interface Subscriber {
   readonly key: string;
-  readonly address: string;
-  readonly port: number;
+  /** Its session's proven address; changes only when the session moves (PROTOCOL.md §4.12). */
+  address: string;
+  port: number;
   /** Its client's connected socket, when the broker runs with them; null: the shared socket. */
-  readonly out: PeerSender | null;
+  out: PeerSender | null;
   /** Retransmissions it may still be sent now (a token bucket, PROTOCOL.md §5.4). */
   retransmitTokens: number;
   retransmitRefillMs: number;
@@ -29,9 +32,8 @@ export function newSubscriber(key: string, address: string, port: number, out: P
 
 /** The producer currently publishing a channel, and how recently it was heard. */
 export interface ProducerPresence {
-  readonly address: string;
-  readonly port: number;
-  readonly key: string;
+  /** The session that announced it: MEDIA must carry its token, control its tag (PROTOCOL.md §5.3). */
+  session: PeerSession;
   metadata: StreamMetadata;
   epoch: number;
   lastHeardMs: number;
@@ -75,6 +77,8 @@ export class Channel {
   readonly history: RetransmitHistory;
   /** Per track, the frame being shed because the send queue was full at its start; -1: none. */
   readonly shedFrame = [-1, -1];
+  /** Per track, the seqs of MEDIA seen in this epoch: a copy is forwarded once at most (PROTOCOL.md §3.5). */
+  readonly seqSeen = [new ReplayWindow(1024), new ReplayWindow(1024)];
 
   constructor(id: number, maxCachedFragments: number, history: { readonly slots: number; readonly log: DatagramLog }) {
     this.id = id;
@@ -138,6 +142,8 @@ export class Channel {
   }
 
   clearCache(): void {
+    this.seqSeen[0] = new ReplayWindow(1024);
+    this.seqSeen[1] = new ReplayWindow(1024);
     this.#cached = [];
     this.#building = null;
     this.history.clear();

@@ -22,7 +22,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     .option('--max-subscriptions <n>', 'subscriptions per client (MAX_SUBSCRIPTIONS_PER_CLIENT)', option('--max-subscriptions', (v) => parseIntIn(v, 'max subscriptions', 1, 1000)), parseIntIn(env.MAX_SUBSCRIPTIONS_PER_CLIENT ?? String(d.maxSubscriptionsPerClient), 'MAX_SUBSCRIPTIONS_PER_CLIENT', 1, 1000))
     .option('--max-subscribers <n>', 'subscribers per producer (MAX_SUBSCRIBERS_PER_PRODUCER)', option('--max-subscribers', (v) => parseIntIn(v, 'max subscribers', 1, 1_000_000)), parseIntIn(env.MAX_SUBSCRIBERS_PER_PRODUCER ?? String(d.maxSubscribersPerProducer), 'MAX_SUBSCRIBERS_PER_PRODUCER', 1, 1_000_000))
     .option('--max-producers <n>', 'producers per broker (MAX_PRODUCERS)', option('--max-producers', (v) => parseIntIn(v, 'max producers', 1, 1_000_000)), parseIntIn(env.MAX_PRODUCERS ?? String(d.maxProducers), 'MAX_PRODUCERS', 1, 1_000_000))
-    .option('--max-control-rate <n>', 'control datagrams per second per address (MAX_CONTROL_PER_SECOND)', option('--max-control-rate', (v) => parseIntIn(v, 'max control rate', 1, 1_000_000)), parseIntIn(env.MAX_CONTROL_PER_SECOND ?? String(d.maxControlPerSecondPerAddress), 'MAX_CONTROL_PER_SECOND', 1, 1_000_000))
+    .option('--max-control-rate <n>', 'control datagrams per second per session (MAX_CONTROL_PER_SECOND)', option('--max-control-rate', (v) => parseIntIn(v, 'max control rate', 1, 1_000_000)), parseIntIn(env.MAX_CONTROL_PER_SECOND ?? String(d.maxControlPerSecondPerSession), 'MAX_CONTROL_PER_SECOND', 1, 1_000_000))
     .option('--stats-interval-s <s>', 'seconds between stats lines in the log, 0 for none (BROKER_STATS_INTERVAL_S)', option('--stats-interval-s', (v) => parseIntIn(v, 'stats interval', 0, 86_400)), parseIntIn(env.BROKER_STATS_INTERVAL_S ?? '10', 'BROKER_STATS_INTERVAL_S', 0, 86_400))
     .option('--connected-sockets', 'a socket per client connected to it on this port: faster fan-out, ~5 KiB and a descriptor per client (BROKER_CONNECTED_SOCKETS=1)', env.BROKER_CONNECTED_SOCKETS === '1')
     .option('--fanout-threads <n>', 'worker threads that send media, each through connected sockets of its share of the clients; 0: none (BROKER_FANOUT_THREADS)', option('--fanout-threads', (v) => parseIntIn(v, 'fan-out threads', 0, 64)), parseIntIn(env.BROKER_FANOUT_THREADS ?? '0', 'BROKER_FANOUT_THREADS', 0, 64))
@@ -49,7 +49,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
       maxSubscriptionsPerClient: o.maxSubscriptions as number,
       maxSubscribersPerProducer: o.maxSubscribers as number,
       maxProducers: o.maxProducers as number,
-      maxControlPerSecondPerAddress: o.maxControlRate as number,
+      maxControlPerSecondPerSession: o.maxControlRate as number,
       latencyMs: o.latencyMs as number,
       connectedSockets: o.connectedSockets === true,
       fanoutThreads: o.fanoutThreads as number,

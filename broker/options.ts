@@ -37,14 +37,20 @@ export interface BrokerOptions {
   readonly maxSendQueueBytes: number;
   /** How long an address validation token may be echoed after it was issued. */
   readonly tokenLifetimeMs: number;
-  /** Control datagrams accepted per source address per second (bursts up to as many). */
-  readonly maxControlPerSecondPerAddress: number;
-  /** Addresses whose control rate is tracked at once. */
+  /** Authenticated control datagrams accepted per session per second (bursts up to as many). */
+  readonly maxControlPerSecondPerSession: number;
+  /** Handshake datagrams (HELLO) accepted per source IP per second, and from everyone together (PROTOCOL.md §5.4). */
+  readonly maxHandshakesPerSecondPerIp: number;
+  readonly maxHandshakesPerSecond: number;
+  /** IPs whose handshake rate is tracked at once. */
   readonly maxRateTrackedAddresses: number;
-  /** Producer IDs whose ANNOUNCE must be signed with this secret (PROTOCOL.md §4.1). */
+  /** Sessions open at once, and per source IP: a proven address counts, a forged one cannot. */
+  readonly maxSessions: number;
+  readonly maxSessionsPerIp: number;
+  /** Producer IDs held by sessions from one source IP. */
+  readonly maxProducersPerIp: number;
+  /** Producer IDs whose ANNOUNCE must prove this secret, bound to the session (PROTOCOL.md §4.1). */
   readonly producerSecrets: ReadonlyMap<number, string>;
-  /** How far a signed ANNOUNCE's time may be from the broker's wall clock. */
-  readonly announceWindowMs: number;
   /** Loss recovery budget: a datagram older than this is not sent again (PROTOCOL.md §3.6); 0: no history. */
   readonly latencyMs: number;
   /** Datagrams remembered per producer track for NAKs (rounded up to a power of two). */
@@ -53,8 +59,8 @@ export interface BrokerOptions {
   readonly historyBytes: number;
   /** Retransmissions per subscriber per second (bursts up to as many). */
   readonly maxRetransmitsPerSecondPerSubscriber: number;
-  /** NAKs accepted per source address per second; counted apart from other control messages. */
-  readonly maxNaksPerSecondPerAddress: number;
+  /** NAKs accepted per session per second; counted apart from other control messages. */
+  readonly maxNaksPerSecondPerSession: number;
 }
 
 export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
@@ -75,13 +81,17 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   fanoutThreads: 0,
   fanoutMinSubscribers: 4,
   tokenLifetimeMs: 30_000,
-  maxControlPerSecondPerAddress: 50,
+  maxControlPerSecondPerSession: 50,
+  maxHandshakesPerSecondPerIp: 1000,
+  maxHandshakesPerSecond: 4000,
   maxRateTrackedAddresses: 65_536,
+  maxSessions: 12_000,
+  maxSessionsPerIp: 2048,
+  maxProducersPerIp: 128,
   producerSecrets: new Map(),
-  announceWindowMs: 30_000,
   latencyMs: DEFAULT_LATENCY_MS,
   historyDatagrams: 512,
   historyBytes: 16 * 1024 * 1024,
   maxRetransmitsPerSecondPerSubscriber: 1000,
-  maxNaksPerSecondPerAddress: 200,
+  maxNaksPerSecondPerSession: 200,
 });

@@ -1,6 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:dgram';
-import { BrokerLink, DEFAULT_LINK_RETRY_INITIAL_MS } from '../common/link.ts';
+import { BrokerSession, DEFAULT_RETRY_INITIAL_MS, type ConnectedSocket } from '../session/broker-session.ts';
 import { GoodbyeReason, MessageType, NoticeEvent, Role, Status, STATUS_TEXT } from '../protocol/constants.ts';
 import type { Message } from '../protocol/codec.ts';
 import type { ProducerInfo, StreamMetadata } from '../protocol/metadata.ts';
@@ -40,31 +39,35 @@ export type RequestResult =
  * restarts, reassembly and figures per subscription (PROTOCOL.md §5).
  */
 export class FramecastClient extends EventEmitter<ClientEvents> {
-  readonly link: BrokerLink;
+  readonly link: BrokerSession;
   readonly subscriptions = new Map<number, Subscription>();
   readonly #opts: ClientOptions;
   readonly #clock: () => number;
   #healing = false;
+  #sessionsOpened = 0;
   #tickTimer: NodeJS.Timeout;
   #reportTimer: NodeJS.Timeout;
   #nakFlushScheduled = false;
   malformed = 0;
   unsolicited = 0;
 
-  constructor(args: { socket: Socket; clock: () => number; options: ClientOptions }) {
+  constructor(args: { socket: ConnectedSocket; clock: () => number; options: ClientOptions }) {
     super();
     this.#opts = args.options;
     this.#clock = args.clock;
-    this.link = new BrokerLink({
+    this.link = new BrokerSession({
       socket: args.socket, clock: args.clock,
       options: {
         role: Role.CLIENT, producerId: 0, heartbeatIntervalMs: args.options.heartbeatIntervalMs, leaseIntervals: args.options.leaseIntervals,
-        retryInitialMs: DEFAULT_LINK_RETRY_INITIAL_MS, requestAttempts: 5, maxDatagramBytes: args.options.maxDatagramBytes,
+        retryInitialMs: DEFAULT_RETRY_INITIAL_MS, requestAttempts: 5, maxDatagramBytes: args.options.maxDatagramBytes,
       },
     });
     this.link.on('message', (m) => this.#onMessage(m));
-    this.link.on('malformed', () => this.malformed++);
-    this.link.on('notRegistered', () => void this.#heal());
+    this.link.on('dropped', () => this.malformed++);
+    // A new session after the first (the broker restarted, or forgot ours): subscribe again.
+    this.link.on('established', () => {
+      if (this.#sessionsOpened++ > 0) void this.#heal();
+    });
     this.link.on('unreachable', () => this.emit('event', 'broker unreachable: retrying'));
     this.link.on('reachable', () => this.emit('event', 'broker reachable again'));
     this.#tickTimer = setInterval(() => {
@@ -88,7 +91,6 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
 
   start(): void {
     this.link.start();
-    void this.link.ensureValidated();
   }
 
   static readonly #NO_ANSWER = { ok: false, status: null, message: 'the broker did not answer' } as const;
@@ -103,7 +105,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       sub = new Subscription(id, { latencyMs: this.#opts.latencyMs, nakRetryMs: MIN_NAK_RETRY_MS });
       this.subscriptions.set(id, sub);
     }
-    const r = (await this.link.ensureValidated()) ? await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 }) : null;
+    const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 });
     if (r?.type === MessageType.ACK && r.status === Status.OK) {
       sub.metadata = r.detail.metadata ?? sub.metadata;
       sub.online = r.detail.online ?? true;
@@ -124,19 +126,17 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     const sub = this.subscriptions.get(id);
     if (sub === undefined || !sub.active) return { ok: false, status: Status.NOT_SUBSCRIBED, message: `not subscribed to ${formatProducerId(id)}` };
     sub.close();
-    const r = (await this.link.ensureValidated()) ? await this.link.request({ type: MessageType.UNSUBSCRIBE, producerId: id, requestId: 0 }) : null;
+    const r = await this.link.request({ type: MessageType.UNSUBSCRIBE, producerId: id, requestId: 0 });
     if (r === null) return { ok: false, status: null, message: 'the broker did not answer (unsubscribed locally)' };
     return { ok: true };
   }
 
   async list(): Promise<{ producers: readonly ProducerInfo[]; truncated: boolean } | null> {
-    if (!(await this.link.ensureValidated())) return null;
     const r = await this.link.request({ type: MessageType.LIST, producerId: 0, requestId: 0 });
     return r?.type === MessageType.LIST_REPLY ? { producers: r.producers, truncated: r.truncated } : null;
   }
 
   async brokerStats(): Promise<Readonly<Record<string, number>> | null> {
-    if (!(await this.link.ensureValidated())) return null;
     const r = await this.link.request({ type: MessageType.STATS, producerId: 0, requestId: 0 });
     return r?.type === MessageType.STATS_REPLY ? r.stats : null;
   }
@@ -224,7 +224,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     if (wanted.length === 0) return;
     this.#healing = true;
     try {
-      this.emit('event', 'broker does not know this client (restarted?): resubscribing');
+      this.emit('event', 'new session with the broker (restarted?): resubscribing');
       let todo = wanted;
       for (let round = 0; todo.length > 0; round++) {
         // Only what is still wanted: the user may have unsubscribed while a round was under way.
@@ -232,7 +232,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
         for (const { s, r } of results) if (r.ok) this.emit('event', `resubscribed to ${formatProducerId(s.id)}`);
         // A producer not announced yet on a restarted broker: try again shortly, until it is.
         todo = results.filter(({ s, r }) => !r.ok && s.active && (r.status === Status.UNKNOWN_PRODUCER || r.status === null)).map(({ s }) => s);
-        const delayMs = Math.min(this.#opts.heartbeatIntervalMs, DEFAULT_LINK_RETRY_INITIAL_MS * 2 ** round);
+        const delayMs = Math.min(this.#opts.heartbeatIntervalMs, DEFAULT_RETRY_INITIAL_MS * 2 ** round);
         if (todo.length > 0) await new Promise((res) => setTimeout(res, delayMs));
       }
     } finally {

@@ -1,8 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { randomInt } from 'node:crypto';
-import type { Socket } from 'node:dgram';
-import { announceAuthPlaceholder, signAnnounce } from '../common/announce-auth.ts';
-import { BrokerLink, DEFAULT_LINK_RETRY_INITIAL_MS } from '../common/link.ts';
+import { BrokerSession, DEFAULT_RETRY_INITIAL_MS, type ConnectedSocket } from '../session/broker-session.ts';
+import { announceAuth } from '../protocol/session-crypto.ts';
 import { GoodbyeReason, MediaFlag, MessageType, Role, Status, STATUS_TEXT, Track } from '../protocol/constants.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 import { MediaPacketizer } from '../protocol/packetizer.ts';
@@ -16,7 +15,7 @@ export interface ProducerOptions {
   readonly maxDatagramBytes: number;
   readonly heartbeatIntervalMs: number;
   readonly leaseIntervals: number;
-  /** Signs ANNOUNCE when the broker holds a secret for this ID (PROTOCOL.md §4.1). */
+  /** Proves this ID's secret in ANNOUNCE, bound to the session (PROTOCOL.md §4.1). */
   readonly secret: string | null;
 }
 
@@ -34,7 +33,7 @@ export interface ProducerEvents {
  * each timer aims at the next deadline, so lateness never accumulates into drift.
  */
 export class Producer extends EventEmitter<ProducerEvents> {
-  readonly link: BrokerLink;
+  readonly link: BrokerSession;
   readonly #source: MediaSource;
   readonly #opts: ProducerOptions;
   readonly #clock: () => number;
@@ -48,26 +47,25 @@ export class Producer extends EventEmitter<ProducerEvents> {
   datagramsSent = 0;
   bytesSent = 0;
 
-  constructor(args: { socket: Socket; clock: () => number; source: MediaSource; options: ProducerOptions }) {
+  constructor(args: { socket: ConnectedSocket; clock: () => number; source: MediaSource; options: ProducerOptions }) {
     super();
     this.#source = args.source;
     this.#opts = args.options;
     this.#clock = args.clock;
     this.#packetizer = new MediaPacketizer({ producerId: this.#opts.producerId, epoch: this.#epoch, maxDatagramBytes: this.#opts.maxDatagramBytes });
-    this.link = new BrokerLink({
+    this.link = new BrokerSession({
       socket: args.socket, clock: args.clock,
       options: {
         role: Role.PRODUCER, producerId: this.#opts.producerId, heartbeatIntervalMs: this.#opts.heartbeatIntervalMs,
-        leaseIntervals: this.#opts.leaseIntervals, retryInitialMs: DEFAULT_LINK_RETRY_INITIAL_MS, requestAttempts: 6,
+        leaseIntervals: this.#opts.leaseIntervals, retryInitialMs: DEFAULT_RETRY_INITIAL_MS, requestAttempts: 6,
         maxDatagramBytes: 65507,
       },
     });
+    // A new session (the first, or after the broker forgot ours) or a lapsed lease: announce again.
+    this.link.on('established', () => void this.announce());
     this.link.on('notRegistered', () => void this.announce());
     this.link.on('unreachable', () => this.emit('brokerUnreachable'));
     this.link.on('reachable', () => this.emit('brokerReachable'));
-    this.link.on('message', (m) => {
-      if (m.type === MessageType.GOODBYE) void this.announce(); // the broker is restarting: be there when it is back
-    });
   }
 
   get metadata(): StreamMetadata {
@@ -87,11 +85,11 @@ export class Producer extends EventEmitter<ProducerEvents> {
     try {
       for (;;) {
         const secret = this.#opts.secret;
-        const r = await this.link.request(
-          { type: MessageType.ANNOUNCE, producerId: this.#opts.producerId, requestId: 0, epoch: this.#epoch, metadata: this.metadata,
-            auth: secret === null ? Buffer.alloc(0) : announceAuthPlaceholder(Date.now()) },
-          secret === null ? undefined : (d) => signAnnounce(d, secret),
-        );
+        const id = this.#opts.producerId;
+        const r = await this.link.request((s) => ({
+          type: MessageType.ANNOUNCE, producerId: id, requestId: 0, epoch: this.#epoch, metadata: this.metadata,
+          auth: secret === null ? Buffer.alloc(0) : announceAuth(secret, s.keys.binding, id),
+        }));
         if (this.#stopped) return false;
         if (r?.type === MessageType.ACK) {
           if (r.status === Status.OK) {
@@ -101,8 +99,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
           this.emit('refused', r.detail.message ?? STATUS_TEXT[r.status]);
           if (r.status !== Status.ID_TAKEN && r.status !== Status.AUTH_FAILED) return false;
         }
-        // No answer, the ID still leased to an old address, or a clock off by more than the
-        // window: try again after a heartbeat interval.
+        // No answer, or the ID still leased to an old session: try again after a heartbeat interval.
         await new Promise((res) => setTimeout(res, this.#opts.heartbeatIntervalMs));
       }
     } finally {
@@ -152,7 +149,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
 
   #sendAll(datagrams: Buffer[]): void {
     for (const d of datagrams) {
-      this.link.sendRaw(d);
+      if (!this.link.sendMedia(d)) continue; // no session: the broker could not take it
       this.datagramsSent++;
       this.bytesSent += d.length;
     }

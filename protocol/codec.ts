@@ -2,7 +2,8 @@ import { Packr, Unpackr } from 'msgpackr';
 import {
   CONTROL_HEADER_BYTES, MAGIC, MAX_UDP_PAYLOAD_BYTES, MEDIA_HEADER_BYTES, MessageType, Role, Status, Track, VERSION,
   GoodbyeReason, NoticeEvent, MIN_HELLO_BYTES, TOKEN_BYTES, ANNOUNCE_AUTH_BYTES, NAK_FIXED_BYTES, NAK_RANGE_BYTES,
-  MAX_NAK_RANGES, MAX_NAK_RANGE_LENGTH, RECEIVER_REPORT_BYTES,
+  MAX_NAK_RANGES, MAX_NAK_RANGE_LENGTH, RECEIVER_REPORT_BYTES, MEDIA_TOKEN_OFFSET, MEDIA_TOKEN_BYTES, PUBLIC_KEY_BYTES, TAG_BYTES,
+  SESSION_ID_OFFSET, PACKET_NUMBER_OFFSET, REQUEST_ID_OFFSET, PATH_NONCE_BYTES, HEARTBEAT_BODY_BYTES, SESSION_UNKNOWN_BODY_BYTES,
 } from './constants.ts';
 import { ProtocolError, ProtocolErrorCode as E } from './errors.ts';
 import {
@@ -31,11 +32,21 @@ export interface MediaMessage {
   readonly payload: Buffer;
 }
 
-interface Control { readonly producerId: number; readonly requestId: number }
+/**
+ * Every control message: the header fields (PROTOCOL.md §4.0). `sessionId` 0 (or absent) is a
+ * handshake datagram with no tag; any other is sealed by the session layer, which writes
+ * `packetNo` and the tag into the encoded datagram.
+ */
+interface Control {
+  readonly producerId: number;
+  readonly requestId: number;
+  readonly sessionId?: number;
+  readonly packetNo?: number;
+}
 export interface AnnounceMessage extends Control {
   readonly type: typeof MessageType.ANNOUNCE;
   readonly epoch: number;
-  /** Empty, or ANNOUNCE_AUTH_BYTES for an ID that has a secret (PROTOCOL.md §4.1). */
+  /** Empty, or ANNOUNCE_AUTH_BYTES proving the ID's secret within this session (PROTOCOL.md §4.1). */
   readonly auth: Buffer;
   readonly metadata: StreamMetadata;
 }
@@ -49,6 +60,8 @@ export interface AckDetail {
   readonly leaseMs?: number;
   /** With status VALIDATE: the token to echo in HELLO (PROTOCOL.md §4.9). */
   readonly token?: Buffer;
+  /** With status OK to a HELLO: the broker's ephemeral X25519 public key (PROTOCOL.md §4.9). */
+  readonly publicKey?: Buffer;
 }
 export interface AckMessage extends Control {
   readonly type: typeof MessageType.ACK;
@@ -67,8 +80,21 @@ export interface GoodbyeMessage extends Control { readonly type: typeof MessageT
 export interface HeartbeatMessage extends Control { readonly type: typeof MessageType.HEARTBEAT; readonly role: Role }
 export interface NoticeMessage extends Control { readonly type: typeof MessageType.NOTICE; readonly event: NoticeEvent }
 export interface StatsMessage extends Control { readonly type: typeof MessageType.STATS }
-/** A client proving its address: empty token first, then the broker's token echoed. */
-export interface HelloMessage extends Control { readonly type: typeof MessageType.HELLO; readonly token: Buffer }
+/** A peer opening a session: empty token first, then the broker's token echoed, with its ephemeral key (PROTOCOL.md §4.9). */
+export interface HelloMessage extends Control {
+  readonly type: typeof MessageType.HELLO;
+  readonly token: Buffer;
+  /** The peer's ephemeral X25519 public key, raw 32 bytes. */
+  readonly publicKey: Buffer;
+}
+/** The broker asking a session's new address to prove it receives (PROTOCOL.md §4.12), and the answer. */
+export interface PathChallengeMessage extends Control { readonly type: typeof MessageType.PATH_CHALLENGE; readonly nonce: Buffer }
+export interface PathResponseMessage extends Control { readonly type: typeof MessageType.PATH_RESPONSE; readonly nonce: Buffer }
+/**
+ * The broker holds no session of that ID (it restarted, or the session lapsed): untagged, so a
+ * peer only takes it as a reason to open a new session, never to drop the one it has (PROTOCOL.md §4.13).
+ */
+export interface SessionUnknownMessage extends Control { readonly type: typeof MessageType.SESSION_UNKNOWN; readonly unknownSessionId: number }
 /** A run of missing sequence numbers on one track: first, and how many. */
 export interface SeqRange { readonly first: number; readonly count: number }
 /** A client asking the broker to send missing datagrams again (PROTOCOL.md §4.10). */
@@ -100,11 +126,14 @@ export interface StatsReplyMessage extends Control {
 export type ControlMessage =
   | AnnounceMessage | SubscribeMessage | UnsubscribeMessage | AckMessage | ListMessage | ListReplyMessage
   | GoodbyeMessage | HeartbeatMessage | NoticeMessage | StatsMessage | StatsReplyMessage | HelloMessage
-  | NakMessage | ReceiverReportMessage;
+  | NakMessage | ReceiverReportMessage | PathChallengeMessage | PathResponseMessage | SessionUnknownMessage;
 export type Message = MediaMessage | ControlMessage;
 
 /** Fields of a message to encode: everything but what the encoder derives. */
-export type MediaFields = Omit<MediaMessage, 'type'>;
+export type MediaFields = Omit<MediaMessage, 'type'> & {
+  /** The producer's session media token (PROTOCOL.md §3.1); zeros when absent. */
+  readonly token?: Buffer;
+};
 
 const STATUS_VALUES = new Set<number>(Object.values(Status));
 const TYPE_VALUES = new Set<number>(Object.values(MessageType));
@@ -142,6 +171,8 @@ export function encodeMedia(m: MediaFields, maxBytes = MAX_UDP_PAYLOAD_BYTES): B
   buf.writeUInt32BE(m.timestampMs >>> 0, 28);
   buf.writeUInt32BE(m.frameBytes, 32);
   buf.writeUInt32BE(m.fragOffset, 36);
+  if (m.token === undefined) buf.fill(0, MEDIA_TOKEN_OFFSET, MEDIA_TOKEN_OFFSET + MEDIA_TOKEN_BYTES);
+  else m.token.copy(buf, MEDIA_TOKEN_OFFSET, 0, MEDIA_TOKEN_BYTES);
   m.payload.copy(buf, MEDIA_HEADER_BYTES);
   return buf;
 }
@@ -162,13 +193,25 @@ function controlBody(m: ControlMessage): Buffer {
       return packr.pack({ producers: m.producers, truncated: m.truncated });
     case MessageType.GOODBYE:
       return Buffer.from([m.reason]);
-    case MessageType.HEARTBEAT:
-      return Buffer.from([m.role, 0]);
+    case MessageType.HEARTBEAT: {
+      const body = Buffer.alloc(HEARTBEAT_BODY_BYTES);
+      body[0] = m.role;
+      return body;
+    }
     case MessageType.HELLO: {
-      // Token length, token, then zeros up to MIN_HELLO_BYTES (PROTOCOL.md §4.9).
-      const body = Buffer.alloc(Math.max(1 + m.token.length, MIN_HELLO_BYTES - CONTROL_HEADER_BYTES));
+      // Token length, token, public key, then zeros up to MIN_HELLO_BYTES (PROTOCOL.md §4.9).
+      const body = Buffer.alloc(Math.max(1 + m.token.length + PUBLIC_KEY_BYTES, MIN_HELLO_BYTES - CONTROL_HEADER_BYTES));
       body[0] = m.token.length;
       m.token.copy(body, 1);
+      m.publicKey.copy(body, 1 + m.token.length);
+      return body;
+    }
+    case MessageType.PATH_CHALLENGE:
+    case MessageType.PATH_RESPONSE:
+      return Buffer.from(m.nonce);
+    case MessageType.SESSION_UNKNOWN: {
+      const body = Buffer.allocUnsafe(SESSION_UNKNOWN_BODY_BYTES);
+      body.writeUInt32BE(m.unknownSessionId >>> 0, 0);
       return body;
     }
     case MessageType.NOTICE:
@@ -208,13 +251,21 @@ function controlBody(m: ControlMessage): Buffer {
   }
 }
 
-/** Encodes one control message; refuses output larger than `maxBytes` (PROTOCOL.md §4). */
+/**
+ * Encodes one control message; refuses output larger than `maxBytes` (PROTOCOL.md §4). A message
+ * of a session (sessionId not 0) gets room for its tag, zeroed: the session layer seals it.
+ */
 export function encodeControl(m: ControlMessage, maxBytes = MAX_UDP_PAYLOAD_BYTES): Buffer {
   const body = controlBody(m);
-  checkLimit(CONTROL_HEADER_BYTES + body.length, maxBytes);
-  const buf = Buffer.allocUnsafe(CONTROL_HEADER_BYTES + body.length);
+  const sessionId = m.sessionId ?? 0;
+  const tagBytes = sessionId === 0 ? 0 : TAG_BYTES;
+  const bytes = CONTROL_HEADER_BYTES + body.length + tagBytes;
+  checkLimit(bytes, maxBytes);
+  const buf = Buffer.alloc(bytes);
   writeHeader(buf, m.type, m.producerId);
-  buf.writeUInt32BE(m.requestId >>> 0, 8);
+  buf.writeUInt32BE(sessionId >>> 0, SESSION_ID_OFFSET);
+  buf.writeUInt32BE((m.packetNo ?? 0) >>> 0, PACKET_NUMBER_OFFSET);
+  buf.writeUInt32BE(m.requestId >>> 0, REQUEST_ID_OFFSET);
   body.copy(buf, CONTROL_HEADER_BYTES);
   return buf;
 }
@@ -296,15 +347,25 @@ function decodeAckDetail(buf: Buffer): AckDetail {
     if (!(raw.token instanceof Uint8Array) || raw.token.length !== TOKEN_BYTES) throw new ProtocolError(E.BAD_FIELD, `ACK token must be ${TOKEN_BYTES} bytes`);
     detail.token = Buffer.from(raw.token);
   }
+  if (raw.publicKey !== undefined) {
+    if (!(raw.publicKey instanceof Uint8Array) || raw.publicKey.length !== PUBLIC_KEY_BYTES) throw new ProtocolError(E.BAD_FIELD, `ACK publicKey must be ${PUBLIC_KEY_BYTES} bytes`);
+    detail.publicKey = Buffer.from(raw.publicKey);
+  }
   return detail;
 }
 
-function decodeControl(buf: Buffer, type: MessageType, producerId: number): ControlMessage {
-  if (buf.length < CONTROL_HEADER_BYTES) {
+function decodeControl(whole: Buffer, type: MessageType, producerId: number): ControlMessage {
+  if (whole.length < CONTROL_HEADER_BYTES) {
     throw new ProtocolError(E.TOO_SHORT, `control message shorter than its ${CONTROL_HEADER_BYTES}-byte header`);
   }
-  const requestId = buf.readUInt32BE(8);
-  const base = { producerId, requestId };
+  const sessionId = whole.readUInt32BE(SESSION_ID_OFFSET);
+  if (sessionId !== 0 && whole.length < CONTROL_HEADER_BYTES + TAG_BYTES) {
+    throw new ProtocolError(E.TOO_SHORT, `session message shorter than its header and ${TAG_BYTES}-byte tag`);
+  }
+  // The tag is checked by the session layer before anything is decoded (PROTOCOL.md §2.2); the body ends before it.
+  const buf = sessionId === 0 ? whole : whole.subarray(0, whole.length - TAG_BYTES);
+  const requestId = buf.readUInt32BE(REQUEST_ID_OFFSET);
+  const base = { producerId, requestId, sessionId, packetNo: buf.readUInt32BE(PACKET_NUMBER_OFFSET) };
   switch (type) {
     case MessageType.ANNOUNCE: {
       if (buf.length < CONTROL_HEADER_BYTES + 6) throw new ProtocolError(E.TOO_SHORT, 'ANNOUNCE body shorter than its epoch, auth length and metadata');
@@ -342,8 +403,8 @@ function decodeControl(buf: Buffer, type: MessageType, producerId: number): Cont
     case MessageType.GOODBYE:
       return { type, ...base, reason: oneByte(buf, REASON_VALUES, 'GOODBYE reason') as GoodbyeReason };
     case MessageType.HEARTBEAT: {
-      // Two bytes (role, reserved), so the 14-byte ACK is never larger than the request.
-      needBody(buf, 2, 'HEARTBEAT');
+      // Role and reserved bytes, so that a PATH_CHALLENGE it draws is never larger (PROTOCOL.md §4.7).
+      needBody(buf, HEARTBEAT_BODY_BYTES, 'HEARTBEAT');
       const role = buf[CONTROL_HEADER_BYTES];
       if (!ROLE_VALUES.has(role)) throw new ProtocolError(E.BAD_FIELD, `HEARTBEAT role value ${role} is not defined`);
       return { type, ...base, role: role as Role };
@@ -352,8 +413,16 @@ function decodeControl(buf: Buffer, type: MessageType, producerId: number): Cont
       if (buf.length < MIN_HELLO_BYTES) throw new ProtocolError(E.BAD_LENGTH, `HELLO must be padded to at least ${MIN_HELLO_BYTES} bytes`);
       const len = buf[CONTROL_HEADER_BYTES];
       if (len !== 0 && len !== TOKEN_BYTES) throw new ProtocolError(E.BAD_FIELD, `HELLO token must be 0 or ${TOKEN_BYTES} bytes, not ${len}`);
-      return { type, ...base, token: buf.subarray(CONTROL_HEADER_BYTES + 1, CONTROL_HEADER_BYTES + 1 + len) };
+      const keyAt = CONTROL_HEADER_BYTES + 1 + len;
+      return { type, ...base, token: buf.subarray(CONTROL_HEADER_BYTES + 1, keyAt), publicKey: buf.subarray(keyAt, keyAt + PUBLIC_KEY_BYTES) };
     }
+    case MessageType.PATH_CHALLENGE:
+    case MessageType.PATH_RESPONSE:
+      needBody(buf, PATH_NONCE_BYTES, 'PATH_CHALLENGE/PATH_RESPONSE');
+      return { type, ...base, nonce: buf.subarray(CONTROL_HEADER_BYTES) } as ControlMessage;
+    case MessageType.SESSION_UNKNOWN:
+      needBody(buf, SESSION_UNKNOWN_BODY_BYTES, 'SESSION_UNKNOWN');
+      return { type, ...base, unknownSessionId: buf.readUInt32BE(CONTROL_HEADER_BYTES) };
     case MessageType.NOTICE:
       return { type, ...base, event: oneByte(buf, NOTICE_VALUES, 'NOTICE event') as NoticeEvent };
     case MessageType.STATS_REPLY: {

@@ -2,12 +2,26 @@
 
 /** "FC" in ASCII: the first two bytes of every Framecast datagram (PROTOCOL.md §2). */
 export const MAGIC = 0x4643;
-export const VERSION = 1;
+export const VERSION = 2;
 
 /** Bytes before the payload of a MEDIA datagram (PROTOCOL.md §3). */
-export const MEDIA_HEADER_BYTES = 40;
-/** Bytes before the body of every control message (PROTOCOL.md §4). */
-export const CONTROL_HEADER_BYTES = 12;
+export const MEDIA_HEADER_BYTES = 48;
+/** Where a producer's session media token sits in MEDIA; the broker zeroes it before forwarding (PROTOCOL.md §3.1). */
+export const MEDIA_TOKEN_OFFSET = 40;
+export const MEDIA_TOKEN_BYTES = 8;
+/**
+ * Bytes before the body of every control message: common header, session ID, packet number,
+ * request ID (PROTOCOL.md §4.0).
+ */
+export const CONTROL_HEADER_BYTES = 20;
+export const SESSION_ID_OFFSET = 8;
+export const PACKET_NUMBER_OFFSET = 12;
+export const REQUEST_ID_OFFSET = 16;
+/** The authentication tag that ends every control datagram of a session (PROTOCOL.md §2.2). */
+export const TAG_BYTES = 16;
+/** X25519 public keys travel raw (RFC 7748). */
+export const PUBLIC_KEY_BYTES = 32;
+
 
 /** Largest UDP payload over IPv4 (65535 - 20 IP - 8 UDP). */
 export const MAX_UDP_PAYLOAD_BYTES = 65507;
@@ -32,6 +46,9 @@ export const MessageType = {
   HELLO: 0x1b,
   NAK: 0x1c,
   RECEIVER_REPORT: 0x1d,
+  PATH_CHALLENGE: 0x1e,
+  PATH_RESPONSE: 0x1f,
+  SESSION_UNKNOWN: 0x20,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -81,16 +98,21 @@ export const STATUS_TEXT: Record<Status, string> = {
   [Status.AUTH_FAILED]: 'this producer ID needs a valid secret',
 };
 
-/** ANNOUNCE auth: 4-byte wall-clock seconds and a 32-byte HMAC-SHA256 (PROTOCOL.md §4.1). */
-export const ANNOUNCE_AUTH_BYTES = 36;
-/** Where the ANNOUNCE auth field starts: after the control header, epoch and its length byte. */
-export const ANNOUNCE_AUTH_OFFSET = 17;
+/** ANNOUNCE auth: HMAC-SHA256(secret, session binding, producer ID) (PROTOCOL.md §4.1). */
+export const ANNOUNCE_AUTH_BYTES = 32;
 
 /**
- * A HELLO datagram is padded to at least this size, so the broker's answer to an address it
- * has not validated (a token, 43 bytes) is never larger than what it received (PROTOCOL.md §4.9).
+ * A HELLO datagram is padded to at least this size, so the broker's answers to an address it
+ * has not validated (a token, or the session's first message) are never larger than what it
+ * received (PROTOCOL.md §4.9).
  */
-export const MIN_HELLO_BYTES = 64;
+export const MIN_HELLO_BYTES = 256;
+/** PATH_CHALLENGE and PATH_RESPONSE carry this many random bytes (PROTOCOL.md §4.12). */
+export const PATH_NONCE_BYTES = 8;
+/** SESSION_UNKNOWN body: the session ID the broker does not hold (PROTOCOL.md §4.13). */
+export const SESSION_UNKNOWN_BODY_BYTES = 4;
+/** HEARTBEAT body: role and seven reserved bytes, as large as a PATH_CHALLENGE (PROTOCOL.md §4.7). */
+export const HEARTBEAT_BODY_BYTES = 8;
 /** Address validation token: 4-byte issue time and 16 bytes of HMAC-SHA256 (PROTOCOL.md §4.9). */
 export const TOKEN_BYTES = 20;
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Broker, type Fanout } from '../broker/broker.ts';
 import type { BrokerOptions } from '../broker/options.ts';
-import { announceAuthPlaceholder, signAnnounce } from '../common/announce-auth.ts';
+import { announceAuth } from '../protocol/session-crypto.ts';
+import { openSessionDirect, PeerHandshake, sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
 import {
   decode, encode, MediaFlag, MediaPacketizer, MessageType, NoticeEvent, Role, Status, Track, type Message,
 } from '../protocol/index.ts';
@@ -63,27 +64,32 @@ function setup(extra: { fanout?: Fanout; options?: Partial<BrokerOptions> } = {}
   let now = 1000;
   const socket = new RecordingSocket();
   const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000, ...extra.options }, fanout: extra.fanout });
-  const feed = (m: Message, from: { address: string; port: number }) => broker.handleDatagram(encode(m), from);
-  const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, auth: Buffer.alloc(0), metadata }, from);
-  /** The address validation handshake (PROTOCOL.md §4.9), as a client's link does it. */
-  const hello = (from: { address: string; port: number }) => {
-    feed({ type: MessageType.HELLO, producerId: 0, requestId: 90, token: Buffer.alloc(0) }, from);
-    const challenge = socket.to(from.port).findLast((m) => m.type === MessageType.ACK && m.status === Status.VALIDATE);
-    if (challenge?.type !== MessageType.ACK || challenge.detail.token === undefined) throw new Error('no token');
-    feed({ type: MessageType.HELLO, producerId: 0, requestId: 91, token: challenge.detail.token }, from);
-    socket.clear();
-    return challenge.detail.token;
-  };
-  const validated = new Set<number>();
-  const subscribe = (from: { address: string; port: number }, id = 0x1aaa99) => {
-    if (!validated.has(from.port)) {
-      hello(from);
-      validated.add(from.port);
+  const sessions = new Map<string, PeerSessionState>();
+  /** A session for an address, opened with the session layer's handshake (PROTOCOL.md §4.9) on first use. */
+  const hello = (from: { address: string; port: number }): PeerSessionState => {
+    const key = `${from.address}:${from.port}`;
+    let s = sessions.get(key);
+    if (s === undefined) {
+      s = openSessionDirect((d) => broker.handleDatagram(d, from), () => socket.sent.findLast((x) => x.port === from.port)?.msg);
+      sessions.set(key, s);
+      // The handshake's datagrams are not what a test looks at.
+      for (let i = socket.sent.length - 1; i >= 0; i--) if (socket.sent[i].port === from.port) socket.sent.splice(i, 1);
     }
-    feed({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 2 }, from);
+    return s;
   };
+  /** Feeds a control message sealed in the sender's session, or a MEDIA datagram with its media token. */
+  const feed = (m: Message, from: { address: string; port: number }) => {
+    if (m.type === MessageType.MEDIA) return media(encode(m), from);
+    broker.handleDatagram(sealForBroker(hello(from), m), from);
+  };
+  const media = (d: Buffer, from = P) => {
+    hello(from).keys.mediaToken.copy(d, 40);
+    broker.handleDatagram(d, from);
+  };
+  const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, auth: Buffer.alloc(0), metadata }, from);
+  const subscribe = (from: { address: string; port: number }, id = 0x1aaa99) => feed({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 2 }, from);
   const heartbeat = (from: { address: string; port: number }, role: number, id = 0) => feed({ type: MessageType.HEARTBEAT, producerId: id, requestId: 0, role: role as 1 }, from);
-  return { broker, socket, feed, announce, hello, subscribe, heartbeat, advance: (ms: number) => { now += ms; broker.sweep(now); } };
+  return { broker, socket, feed, media, announce, hello, subscribe, heartbeat, advance: (ms: number) => { now += ms; broker.sweep(now); } };
 }
 
 const original1Flags = (sent: Buffer[]) => sent[1][13];
@@ -96,7 +102,7 @@ describe('Broker', () => {
     t.subscribe(C2);
     t.socket.clear();
     const [d] = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 }).packetize(Track.VIDEO, Buffer.alloc(100, 1), 0, 1);
-    t.broker.handleDatagram(d, P);
+    t.media(d);
     expect(t.socket.sent.map((s) => s.port)).toEqual([C1.port, C2.port]);
     expect(t.socket.sent.every((s) => s.msg === d)).toBe(true);
   });
@@ -112,7 +118,7 @@ describe('Broker', () => {
     const p = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 });
     const [d] = p.packetize(Track.VIDEO, Buffer.alloc(100, 1), 0, 1);
     const out = t.broker.counters.datagramsOut;
-    t.broker.handleDatagram(d, P);
+    t.media(d);
     expect(fanout.published).toEqual([d]); // the very Buffer, once, whatever the number of viewers
     expect(t.socket.sent).toEqual([]); // none sent by the main thread
     expect(t.broker.counters.datagramsOut - out).toBe(1);
@@ -120,14 +126,14 @@ describe('Broker', () => {
     fanout.queued = t.broker.options.maxSendQueueBytes + 1;
     t.advance(2);
     const frame = p.packetize(Track.VIDEO, Buffer.alloc(3000, 2), 100, 2);
-    for (const f of frame) t.broker.handleDatagram(f, P);
+    for (const f of frame) t.media(f);
     expect(fanout.published).toHaveLength(1);
     expect(t.broker.counters.framesShed).toBe(1);
     // A datagram the threads could not take counts as shed too.
     fanout.queued = 0;
     fanout.accept = false;
     t.advance(2);
-    t.broker.handleDatagram(p.packetize(Track.VIDEO, Buffer.alloc(100, 3), 200, 3)[0], P);
+    t.media(p.packetize(Track.VIDEO, Buffer.alloc(100, 3), 200, 3)[0]);
     expect(t.broker.counters.datagramsShed).toBe(frame.length + 1);
     t.advance(3100); // C1 and C2 fall silent: their leases end
     expect(fanout.calls).toEqual([
@@ -144,12 +150,12 @@ describe('Broker', () => {
     t.socket.clear();
     const p = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 });
     const [d1] = p.packetize(Track.VIDEO, Buffer.alloc(100, 1), 0, 1);
-    t.broker.handleDatagram(d1, P);
+    t.media(d1);
     expect(t.socket.sent.map((s) => [s.msg, s.port])).toEqual([[d1, C1.port]]);
     t.subscribe(C2);
     t.socket.clear();
     const [d2] = p.packetize(Track.VIDEO, Buffer.alloc(100, 2), 100, 2);
-    t.broker.handleDatagram(d2, P);
+    t.media(d2);
     expect(t.socket.sent).toEqual([]);
     expect(fanout.published).toEqual([d2]);
   });
@@ -165,7 +171,7 @@ describe('Broker', () => {
     const t = setup();
     t.announce();
     const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 300 });
-    for (const d of pk.packetize(Track.VIDEO, Buffer.alloc(1000, 7), 0, 1)) t.broker.handleDatagram(d, P);
+    for (const d of pk.packetize(Track.VIDEO, Buffer.alloc(1000, 7), 0, 1)) t.media(d);
     t.subscribe(C1);
     const got = t.socket.to(C1.port);
     expect(got[0]).toMatchObject({ type: MessageType.ACK, status: Status.OK });
@@ -213,7 +219,7 @@ describe('Broker', () => {
     const offline = () => t.socket.to(C1.port).filter((m) => m.type === MessageType.NOTICE && m.event === NoticeEvent.PRODUCER_OFFLINE);
     const keepClient = () => t.heartbeat(C1, Role.CLIENT);
     t.advance(2950);
-    t.broker.handleDatagram(pk.packetize(Track.VIDEO, Buffer.alloc(10, 1), 0, 1)[0], P); // last datagram, at 2950 ms
+    t.media(pk.packetize(Track.VIDEO, Buffer.alloc(10, 1), 0, 1)[0]); // last datagram, at 2950 ms
     // Sweeps every 100 ms from here, as the entry point runs them.
     let sinceMedia = 0;
     while (offline().length === 0 && sinceMedia < 5000) {
@@ -234,11 +240,11 @@ describe('Broker', () => {
     expect(t.broker.counters.announcesRefused).toBe(1);
   });
 
-  it('answers heartbeats from peers it does not know with NOT_REGISTERED', () => {
+  it('answers a client\'s heartbeat OK in its session, and a producer heartbeat for an ID its session does not hold NOT_REGISTERED', () => {
     const t = setup();
     t.heartbeat(C1, Role.CLIENT);
     t.heartbeat(P, Role.PRODUCER, 0x1aaa99);
-    expect(t.socket.to(C1.port)[0]).toMatchObject({ status: Status.NOT_REGISTERED });
+    expect(t.socket.to(C1.port)[0]).toMatchObject({ status: Status.OK });
     expect(t.socket.to(P.port)[0]).toMatchObject({ status: Status.NOT_REGISTERED });
   });
 
@@ -250,50 +256,117 @@ describe('Broker', () => {
     expect(acks.map((a) => a.type === MessageType.ACK && a.status)).toEqual([Status.OK, Status.OK, Status.OK, Status.LIMIT_REACHED]);
   });
 
-  it('streams nothing to an address that never echoed a token, and answers it no more bytes than it sent', () => {
+  it('serves nothing outside a session: unsealed requests are dropped unanswered, an unknown session gets 24 bytes at most', () => {
     const t = setup();
     t.announce();
     t.socket.clear();
-    t.feed({ type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 2 }, C1); // spoofable: no HELLO
-    t.feed({ type: MessageType.LIST, producerId: 0, requestId: 3 }, C1);
+    const subscribe = encode({ type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 2 }); // forgeable: no session
+    t.broker.handleDatagram(subscribe, C1);
+    expect(t.broker.counters.drops.get('FC_DROP_UNTAGGED')).toBe(1);
+    const forged = encode({ type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 2, sessionId: 0x12345678 });
+    t.broker.handleDatagram(forged, C1);
+    expect(t.broker.counters.drops.get('FC_DROP_UNKNOWN_SESSION')).toBe(1);
     const [d] = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 }).packetize(Track.VIDEO, Buffer.alloc(100), 0, 1);
-    t.broker.handleDatagram(d, P);
-    expect(t.socket.to(C1.port)).toEqual([]);
-    expect(t.broker.counters.drops.get('FC_DROP_UNVALIDATED')).toBe(2);
-    const hello = encode({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) });
-    t.broker.handleDatagram(hello, C1);
+    t.media(d);
+    expect(t.broker.subscriptionCount).toBe(0);
+    const toC1 = t.socket.sent.filter((x) => x.port === C1.port);
+    expect(toC1.map((x) => decode(x.msg).type)).toEqual([MessageType.SESSION_UNKNOWN]);
+    expect(toC1[0].msg.length).toBeLessThanOrEqual(forged.length);
+    t.socket.clear();
+    const hello = encode(new PeerHandshake().hello(1));
+    t.broker.handleDatagram(hello, C2);
     expect(t.socket.sent).toHaveLength(1);
     expect(t.socket.sent[0].msg.length).toBeLessThanOrEqual(hello.length);
   });
 
-  it('refuses a token obtained from another address', () => {
+  it('refuses a token obtained from another address, and an expired one', () => {
     const t = setup();
-    t.announce();
-    const stolen = t.hello(C1);
-    t.feed({ type: MessageType.HELLO, producerId: 0, requestId: 5, token: stolen }, C2);
+    const hs = new PeerHandshake();
+    t.broker.handleDatagram(encode(hs.hello(1)), C1);
+    const [challenge] = t.socket.to(C1.port);
+    const token = (challenge as { detail: { token: Buffer } }).detail.token;
+    t.socket.clear();
+    t.broker.handleDatagram(encode(hs.hello(2, token)), C2);
     expect(t.socket.to(C2.port)).toEqual([expect.objectContaining({ status: Status.VALIDATE })]);
     expect(t.broker.counters.tokensRefused).toBe(1);
-    t.feed({ type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 6 }, C2);
-    expect(t.broker.subscriptionCount).toBe(0);
-  });
-
-  it('refuses an expired token', () => {
-    const t = setup();
-    t.feed({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0) }, C1);
-    const [challenge] = t.socket.to(C1.port);
     t.advance(31_000);
     t.socket.clear();
-    t.feed({ type: MessageType.HELLO, producerId: 0, requestId: 2, token: (challenge as { detail: { token: Buffer } }).detail.token }, C1);
+    t.broker.handleDatagram(encode(hs.hello(3, token)), C1);
     expect(t.socket.to(C1.port)).toEqual([expect.objectContaining({ status: Status.VALIDATE })]);
-    expect(t.broker.clientCount).toBe(0);
+    expect(t.broker.sessionCount).toBe(0);
   });
 
-  it('limits control datagrams per address, bursts included, and refills with time', () => {
+  it('drops a datagram whose tag is wrong or that it has seen before, and neither renews consent', () => {
     const t = setup();
+    t.announce();
+    t.subscribe(C1);
+    const s = t.hello(C1);
+    t.advance(2000);
+    const unsubscribe = sealForBroker(s, { type: MessageType.UNSUBSCRIBE, producerId: 0x1aaa99, requestId: 7 });
+    const forged = Buffer.from(unsubscribe);
+    forged[forged.length - 1] ^= 1;
+    t.broker.handleDatagram(forged, C1);
+    expect(t.broker.counters.drops.get('FC_DROP_BAD_TAG')).toBe(1);
+    expect(t.broker.subscriptionCount).toBe(1);
+    const heartbeat = sealForBroker(s, { type: MessageType.HEARTBEAT, producerId: 0, requestId: 8, role: Role.CLIENT });
+    t.broker.handleDatagram(heartbeat, C1);
+    t.advance(2000);
+    t.broker.handleDatagram(heartbeat, C1); // a copy: refused, and it keeps nothing alive
+    expect(t.broker.counters.drops.get('FC_DROP_REPLAY')).toBe(1);
+    t.advance(1100);
+    expect(t.broker.subscriptionCount).toBe(0); // consent lapsed 3 s after the last authentic datagram
+    expect(t.broker.sessionCount).toBe(0); // the producer's, silent as long, lapsed too
+  });
+
+  it('moves a session to a new address only once that address echoes a challenge (PROTOCOL.md §4.12)', () => {
+    const t = setup();
+    t.announce();
+    t.subscribe(C1);
+    const s = t.hello(C1);
+    const moved = { address: '10.0.0.9', port: 6001 };
+    t.socket.clear();
+    t.broker.handleDatagram(sealForBroker(s, { type: MessageType.HEARTBEAT, producerId: 0, requestId: 9, role: Role.CLIENT }), moved);
+    expect(t.broker.counters.drops.get('FC_DROP_PATH_UNPROVEN')).toBe(1);
+    const [challenge] = t.socket.to(moved.port);
+    expect(challenge.type).toBe(MessageType.PATH_CHALLENGE);
+    const [d] = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 }).packetize(Track.VIDEO, Buffer.alloc(100), 0, 1);
+    t.media(d);
+    expect(t.socket.sent.filter((x) => x.port === moved.port)).toHaveLength(1); // still streams to the proven path only
+    t.broker.handleDatagram(sealForBroker(s, { type: MessageType.PATH_RESPONSE, producerId: 0, requestId: 0, nonce: Buffer.alloc(8) }), moved);
+    expect(t.broker.counters.drops.get('FC_DROP_PATH_UNPROVEN')).toBe(2); // the wrong nonce moves nothing
+    const nonce = (challenge as { nonce: Buffer }).nonce;
+    t.broker.handleDatagram(sealForBroker(s, { type: MessageType.PATH_RESPONSE, producerId: 0, requestId: 0, nonce }), moved);
+    t.socket.clear();
+    const [d2] = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 }).packetize(Track.VIDEO, Buffer.alloc(100), 0, 1);
+    d2.writeUInt32BE(1, 20); // the next seq
+    t.media(d2);
+    expect(t.socket.sent.map((x) => x.port)).toEqual([moved.port]);
+  });
+
+  it('forwards MEDIA only with its session\'s token, once per seq, and never passes the token on', () => {
+    const t = setup();
+    t.announce();
+    t.subscribe(C1);
+    t.socket.clear();
+    const [d] = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 }).packetize(Track.VIDEO, Buffer.alloc(100), 0, 1);
+    t.broker.handleDatagram(Buffer.from(d), P); // no token
+    expect(t.broker.counters.drops.get('FC_DROP_NOT_OWNER')).toBe(1);
+    t.media(d);
+    expect(t.socket.sent).toHaveLength(1);
+    expect(t.socket.sent[0].msg.subarray(40, 48).equals(Buffer.alloc(8))).toBe(true);
+    t.media(d); // the same seq again
+    expect(t.broker.counters.drops.get('FC_DROP_REPLAY')).toBe(1);
+    expect(t.socket.sent).toHaveLength(1);
+  });
+
+  it('limits control datagrams per session, bursts included, and refills with time', () => {
+    const t = setup();
+    t.hello(C1);
+    t.hello(C2);
     for (let i = 0; i < 60; i++) t.heartbeat(C1, Role.CLIENT);
     expect(t.socket.to(C1.port)).toHaveLength(50);
     expect(t.broker.counters.drops.get('FC_DROP_RATE_LIMITED')).toBe(10);
-    t.heartbeat(C2, Role.CLIENT); // another address has its own bucket
+    t.heartbeat(C2, Role.CLIENT); // another session has its own bucket
     expect(t.socket.to(C2.port)).toHaveLength(1);
     t.advance(100); // 5 tokens back
     t.socket.clear();
@@ -302,45 +375,41 @@ describe('Broker', () => {
   });
 
   describe('with a producer secret', () => {
-    const WALL = 1_800_000_000_000;
     const secretSetup = () => {
-      let now = 1000;
-      let wall = WALL;
-      const socket = new RecordingSocket();
-      const broker = new Broker({
-        socket, clock: () => now, wallClock: () => wall,
-        options: { leaseMs: 3000, producerSecrets: new Map([[0x1aaa99, 's3cret']]) },
-      });
-      const signed = (epoch: number, secret = 's3cret', atMs = wall): Buffer => {
-        const d = encode({ type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch, auth: announceAuthPlaceholder(atMs), metadata });
-        signAnnounce(d, secret);
-        return d;
+      const t = setup({ options: { producerSecrets: new Map([[0x1aaa99, 's3cret']]) } });
+      const signed = (from: { address: string; port: number }, epoch: number, secret = 's3cret'): Buffer => {
+        const s = t.hello(from);
+        return sealForBroker(s, { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch, auth: announceAuth(secret, s.keys.binding, 0x1aaa99), metadata });
       };
-      const status = (port: number) => socket.to(port).filter((m) => m.type === MessageType.ACK).map((m) => m.type === MessageType.ACK && m.status);
-      return { broker, socket, signed, status, advance: (ms: number) => { now += ms; wall += ms; broker.sweep(now); } };
+      const status = (port: number) => t.socket.to(port).filter((m) => m.type === MessageType.ACK).map((m) => m.type === MessageType.ACK && m.status);
+      return { ...t, signed, status };
     };
 
-    it('takes a signed announce and refuses unsigned, wrongly signed and stale ones', () => {
+    it('takes an announce that proves the secret in its session, and refuses unsigned and wrongly signed ones', () => {
       const t = secretSetup();
-      t.broker.handleDatagram(encode({ type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }), { address: 'x', port: 1 });
-      t.broker.handleDatagram(t.signed(1, 'guess'), { address: 'x', port: 2 });
-      t.broker.handleDatagram(t.signed(1, 's3cret', WALL - 60_000), { address: 'x', port: 3 });
-      t.broker.handleDatagram(t.signed(1), P);
-      expect([1, 2, 3].map((p) => t.status(p)[0])).toEqual([Status.AUTH_FAILED, Status.AUTH_FAILED, Status.AUTH_FAILED]);
+      t.feed({ type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }, { address: 'x', port: 1 });
+      t.broker.handleDatagram(t.signed({ address: 'x', port: 2 }, 1, 'guess'), { address: 'x', port: 2 });
+      t.broker.handleDatagram(t.signed(P, 1), P);
+      expect([1, 2].map((p) => t.status(p)[0])).toEqual([Status.AUTH_FAILED, Status.AUTH_FAILED]);
       expect(t.status(P.port)).toEqual([Status.OK]);
     });
 
-    it('refuses a replayed announce even after the lease lapsed, but lets the restarted producer take over at once', () => {
+    it('a proof is bound to its session: copied into another it fails; the restarted producer takes over at once', () => {
       const t = secretSetup();
-      const original = t.signed(1);
+      const original = t.signed(P, 1);
       t.broker.handleDatagram(original, P);
-      t.advance(5000); // the producer died: lease lapsed
-      t.broker.handleDatagram(original, { address: '10.6.6.6', port: 666 });
+      // The attacker's own session, carrying the original's auth field: refused.
+      const thief = { address: '10.6.6.6', port: 666 };
+      const ts = t.hello(thief);
+      const stolenAuth = decode(original) as { auth: Buffer };
+      t.broker.handleDatagram(sealForBroker(ts, { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 1, auth: stolenAuth.auth, metadata }), thief);
       expect(t.status(666)).toEqual([Status.AUTH_FAILED]);
-      t.broker.handleDatagram(t.signed(2), { address: P.address, port: 4001 }); // restarted: new epoch and port
+      // The original datagram sent again from another address: not of its session's path, nothing happens.
+      t.broker.handleDatagram(original, thief);
+      expect(t.status(666)).toEqual([Status.AUTH_FAILED]);
+      const restarted = { address: P.address, port: 4001 };
+      t.broker.handleDatagram(t.signed(restarted, 2), restarted); // a new session proves the secret: takes over while the old lease lives
       expect(t.status(4001)).toEqual([Status.OK]);
-      t.broker.handleDatagram(t.signed(3), { address: P.address, port: 4002 }); // and again, while 4001's lease lives
-      expect(t.status(4002)).toEqual([Status.OK]);
     });
   });
 
@@ -349,7 +418,7 @@ describe('Broker', () => {
       const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 300 });
       const sent: Buffer[] = [];
       for (let n = 0; n < frames; n++) for (const d of pk.packetize(Track.VIDEO, Buffer.alloc(500, n), n * 83, 1)) {
-        t.broker.handleDatagram(d, P);
+        t.media(d);
         sent.push(d);
       }
       return sent;
@@ -385,7 +454,8 @@ describe('Broker', () => {
       t.subscribe(C1);
       stream(t, 1);
       t.hello(C2);
-      nak(t, C2, 0); // validated but not subscribed
+      t.socket.clear();
+      nak(t, C2, 0); // in a session but not subscribed
       expect(t.broker.counters.drops.get('FC_DROP_NOT_SUBSCRIBED')).toBe(1);
       const snap = t.broker.statsSnapshot();
       expect(snap.datagramsIn).toBe(snap.mediaIn + snap.controlIn + snap.dropped); // counted once, as a drop
@@ -422,15 +492,15 @@ describe('Broker', () => {
       const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 300 });
       const frame = (n: number) => pk.packetize(Track.VIDEO, Buffer.alloc(700, n), n * 83, 1); // 3 fragments
       const [a, b, c] = [frame(0), frame(1), frame(2)];
-      t.broker.handleDatagram(a[0], P);
+      t.media(a[0]);
       t.socket.queuedBytes = 2 * 1024 * 1024; // the kernel stopped taking datagrams mid-frame
-      for (const d of a.slice(1)) t.broker.handleDatagram(d, P); // frame 0 was started: it is finished
+      for (const d of a.slice(1)) t.media(d); // frame 0 was started: it is finished
       t.advance(83); // (the queue is asked about at most once a millisecond)
-      for (const d of b) t.broker.handleDatagram(d, P); // frame 1 starts while full: shed whole
+      for (const d of b) t.media(d); // frame 1 starts while full: shed whole
       nak(t, C1, 0);
       t.socket.queuedBytes = 0;
       t.advance(83);
-      for (const d of c) t.broker.handleDatagram(d, P);
+      for (const d of c) t.media(d);
       const frames = t.socket.to(C1.port).map((m) => m.type === MessageType.MEDIA && `${m.frameNo}.${m.fragIndex}`);
       expect(frames).toEqual(['0.0', '0.1', '0.2', '2.0', '2.1', '2.2']);
       expect(t.broker.counters).toMatchObject({ framesShed: 1, datagramsShed: 3, retransmitsOut: 0, retransmitsThrottled: 1 });

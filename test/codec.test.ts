@@ -20,7 +20,7 @@ const media: Message = {
 const roundTrips: Message[] = [
   media,
   { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 42, auth: Buffer.alloc(0), metadata },
-  { type: MessageType.ANNOUNCE, producerId: 2, requestId: 1, epoch: 42, auth: Buffer.alloc(36, 9), metadata: { ...metadata, audio: null } },
+  { type: MessageType.ANNOUNCE, producerId: 2, requestId: 1, epoch: 42, auth: Buffer.alloc(32, 9), metadata: { ...metadata, audio: null } },
   { type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 2 },
   { type: MessageType.UNSUBSCRIBE, producerId: 0x1aaa99, requestId: 3 },
   { type: MessageType.ACK, producerId: 0x1aaa99, requestId: 2, status: Status.OK, ackedType: MessageType.SUBSCRIBE, detail: { metadata, online: true, heartbeatIntervalMs: 1000, leaseMs: 3000 } },
@@ -33,8 +33,12 @@ const roundTrips: Message[] = [
   { type: MessageType.HEARTBEAT, producerId: 0, requestId: 0, role: Role.CLIENT },
   { type: MessageType.NOTICE, producerId: 0x1aaa99, requestId: 0, event: NoticeEvent.PRODUCER_OFFLINE },
   { type: MessageType.STATS, producerId: 0, requestId: 5 },
-  { type: MessageType.HELLO, producerId: 0, requestId: 6, token: Buffer.alloc(0) },
-  { type: MessageType.HELLO, producerId: 0, requestId: 7, token: Buffer.alloc(20, 0xab) },
+  { type: MessageType.HELLO, producerId: 0, requestId: 6, token: Buffer.alloc(0), publicKey: Buffer.alloc(32, 0x11) },
+  { type: MessageType.HELLO, producerId: 0, requestId: 7, token: Buffer.alloc(20, 0xab), publicKey: Buffer.alloc(32, 0x22) },
+  { type: MessageType.ACK, producerId: 0, requestId: 7, sessionId: 0x01020304, packetNo: 0, status: Status.OK, ackedType: MessageType.HELLO, detail: { publicKey: Buffer.alloc(32, 0x33), heartbeatIntervalMs: 1000, leaseMs: 3000 } },
+  { type: MessageType.PATH_CHALLENGE, producerId: 0, requestId: 0, sessionId: 9, packetNo: 0, nonce: Buffer.alloc(8, 0x44) },
+  { type: MessageType.PATH_RESPONSE, producerId: 0, requestId: 0, sessionId: 9, packetNo: 0, nonce: Buffer.alloc(8, 0x44) },
+  { type: MessageType.SESSION_UNKNOWN, producerId: 0, requestId: 0, unknownSessionId: 0xcafe },
   { type: MessageType.ACK, producerId: 0, requestId: 6, status: Status.VALIDATE, ackedType: MessageType.HELLO, detail: { token: Buffer.alloc(20, 0xcd) } },
   { type: MessageType.STATS_REPLY, producerId: 0, requestId: 5, stats: { datagramsIn: 10, 'drop.FC_ERR_BAD_MAGIC': 2 } },
   { type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, epoch: 0xdeadbeef, track: Track.AUDIO, ranges: [{ first: 7, count: 1 }, { first: 0xfffffff0, count: 1024 }] },
@@ -46,25 +50,31 @@ const roundTrips: Message[] = [
 
 describe('codec round trips', () => {
   it.each(roundTrips.map((m) => [m.type, m] as const))('type 0x%s survives encode and decode', (_t, m) => {
-    expect(decode(encode(m))).toEqual(m);
+    // Decoded control messages carry their session ID and packet number (0: a handshake datagram).
+    expect(decode(encode(m))).toEqual(m.type === MessageType.MEDIA ? m : { sessionId: 0, packetNo: 0, ...m });
   });
 
   it('lays out a MEDIA header exactly as PROTOCOL.md §3 says', () => {
-    expect(encodeMedia(media).toString('hex')).toBe(
-      '4643' + '01' + '01' + '001aaa99' + 'deadbeef' + '00' + '01' + '0001' + '0003' + '0000' +
-      '00000007' + '00000002' + '000000a6' + '0000000a' + '00000004' + '61626364');
+    expect(encodeMedia({ ...media, token: Buffer.from('0102030405060708', 'hex') } as never).toString('hex')).toBe(
+      '4643' + '02' + '01' + '001aaa99' + 'deadbeef' + '00' + '01' + '0001' + '0003' + '0000' +
+      '00000007' + '00000002' + '000000a6' + '0000000a' + '00000004' + '0102030405060708' + '61626364');
   });
 
-  it('lays out a HEARTBEAT and its ACK exactly as PROTOCOL.md §4 says', () => {
-    expect(encodeControl({ type: MessageType.HEARTBEAT, producerId: 0x1aaa99, requestId: 0, role: Role.PRODUCER }).toString('hex'))
-      .toBe('4643011700' + '1aaa99' + '00000000' + '0100');
-    expect(encodeControl({ type: MessageType.ACK, producerId: 0, requestId: 7, status: Status.NOT_REGISTERED, ackedType: MessageType.HEARTBEAT, detail: {} }).toString('hex'))
-      .toBe('464301130000000000000007' + '04' + '17');
+  it('lays out a HEARTBEAT and its ACK exactly as PROTOCOL.md §4 says, with room for the tag', () => {
+    expect(encodeControl({ type: MessageType.HEARTBEAT, producerId: 0x1aaa99, requestId: 5, sessionId: 0xabcdef01, role: Role.PRODUCER }).toString('hex'))
+      .toBe('4643021700' + '1aaa99' + 'abcdef01' + '00000000' + '00000005' + '0100000000000000' + '00'.repeat(16));
+    expect(encodeControl({ type: MessageType.ACK, producerId: 0, requestId: 7, sessionId: 2, status: Status.NOT_REGISTERED, ackedType: MessageType.HEARTBEAT, detail: {} }).toString('hex'))
+      .toBe('464302130000000000000002000000000000000' + '7' + '04' + '17' + '00'.repeat(16));
+  });
+
+  it('lays out a SESSION_UNKNOWN exactly as PROTOCOL.md §4.13 says: 24 bytes, no tag', () => {
+    expect(encodeControl({ type: MessageType.SESSION_UNKNOWN, producerId: 0, requestId: 0, unknownSessionId: 0x0badf00d }).toString('hex'))
+      .toBe('464302200000000000000000' + '00000000' + '00000000' + '0badf00d');
   });
 
   it('lays out a NAK exactly as PROTOCOL.md §4.10 says', () => {
-    const nak = encode({ type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, epoch: 1, track: Track.VIDEO, ranges: [{ first: 5, count: 3 }] });
-    expect(nak.toString('hex')).toBe('4643011c001aaa9900000000' + '00000001' + '00' + '01' + '00000005' + '0003');
+    const nak = encode({ type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, sessionId: 3, epoch: 1, track: Track.VIDEO, ranges: [{ first: 5, count: 3 }] });
+    expect(nak.toString('hex')).toBe('4643021c001aaa99' + '00000003' + '00000000' + '00000000' + '00000001' + '00' + '01' + '00000005' + '0003' + '00'.repeat(16));
   });
 
   it('refuses to encode beyond the size limit', () => {
@@ -74,18 +84,21 @@ describe('codec round trips', () => {
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s/g, ''), 'hex');
 const mediaHex = (o: { track?: string; frag?: string; frameBytes?: string; offset?: string; payload?: string }): Buffer => hex(
-  '4643 01 01 001aaa99 00000001' + (o.track ?? '00') + '01' + (o.frag ?? '00000001') + '0000 00000000 00000000 00000000' +
-  (o.frameBytes ?? '00000002') + (o.offset ?? '00000000') + (o.payload ?? 'aabb'));
+  '4643 02 01 001aaa99 00000001' + (o.track ?? '00') + '01' + (o.frag ?? '00000001') + '0000 00000000 00000000 00000000' +
+  (o.frameBytes ?? '00000002') + (o.offset ?? '00000000') + '0000000000000000' + (o.payload ?? 'aabb'));
+/** A handshake control datagram (session 0, packet 0): header, then body. */
+const ctl = (typePid: string, requestId: string, body = ''): Buffer => hex('464302' + typePid + '00000000' + '00000000' + requestId + body);
 
 describe('malformed datagrams', () => {
   const table: [string, Buffer, string][] = [
     ['empty', hex(''), E.TOO_SHORT],
-    ['three bytes', hex('464301'), E.TOO_SHORT],
-    ['foreign magic', hex('474301170000000000000000'), E.BAD_MAGIC],
-    ['future version', hex('464302170000000000000000'), E.BAD_VERSION],
-    ['unknown type', hex('4643017f0000000000000000'), E.UNKNOWN_TYPE],
-    ['control header cut short', hex('464301170000000000'), E.TOO_SHORT],
-    ['MEDIA shorter than its header', hex('464301010000000100000000'), E.TOO_SHORT],
+    ['three bytes', hex('464302'), E.TOO_SHORT],
+    ['foreign magic', hex('474302170000000000000000'), E.BAD_MAGIC],
+    ['version 1', hex('464301170000000000000000'), E.BAD_VERSION],
+    ['unknown type', ctl('7f00000000', '00000000'), E.UNKNOWN_TYPE],
+    ['control header cut short', hex('464302170000000000000000000000'), E.TOO_SHORT],
+    ['session datagram too short for its tag', hex('46430217' + '00000000' + '00000001' + '00000001' + '00000000' + '00'.repeat(8)), E.TOO_SHORT],
+    ['MEDIA shorter than its header', hex('464302010000000100000000'), E.TOO_SHORT],
     ['MEDIA track 2', mediaHex({ track: '02' }), E.BAD_TRACK],
     ['fragment index beyond count', mediaHex({ frag: '00030003' }), E.BAD_FRAGMENT],
     ['zero fragment count', mediaHex({ frag: '00000000' }), E.BAD_FRAGMENT],
@@ -94,27 +107,30 @@ describe('malformed datagrams', () => {
     ['offset past the frame', mediaHex({ frag: '00010002', frameBytes: '00000004', offset: 'ffffffff' }), E.BAD_LENGTH],
     ['empty payload', mediaHex({ payload: '' , frameBytes: '00000000' }), E.BAD_LENGTH],
     ['absurd fragment count', mediaHex({ frag: '0000ffff' }), E.BAD_LENGTH],
-    ['HEARTBEAT without role', hex('464301170000000000000000'), E.BAD_LENGTH],
-    ['HEARTBEAT with unknown role', hex('4643011700000000000000000900'), E.BAD_FIELD],
-    ['HEARTBEAT of the old 1-byte form', hex('46430117000000000000000001'), E.BAD_LENGTH],
-    ['HELLO not padded to 64 bytes', hex('4643011b0000000000000001' + '00'.repeat(20)), E.BAD_LENGTH],
-    ['HELLO with a 5-byte token', hex('4643011b0000000000000001' + '05' + '00'.repeat(51)), E.BAD_FIELD],
-    ['SUBSCRIBE with trailing bytes', hex('46430111001aaa990000000100'), E.BAD_LENGTH],
-    ['ACK with undefined status', hex('464301130000000000000000' + '6311'), E.BAD_FIELD],
-    ['ACK for an unknown type', hex('464301130000000000000000' + '007f'), E.BAD_FIELD],
-    ['ANNOUNCE with broken msgpack', hex('46430110001aaa9900000001' + '00000001' + '00' + 'de0005'), E.BAD_BODY],
-    ['ANNOUNCE with a string for metadata', hex('46430110001aaa9900000001' + '00000001' + '00' + 'a161'), E.BAD_FIELD],
-    ['ANNOUNCE with a 7-byte auth', hex('46430110001aaa9900000001' + '00000001' + '07' + '00'.repeat(7) + '80'), E.BAD_FIELD],
-    ['ANNOUNCE cut inside its auth', hex('46430110001aaa9900000001' + '00000001' + '24' + '00'.repeat(10)), E.TOO_SHORT],
-    ['LIST_REPLY that is not a map', hex('464301150000000000000000' + '90'), E.BAD_BODY],
-    ['NOTICE with unknown event', hex('46430118001aaa990000000063'), E.BAD_FIELD],
-    ['NAK without ranges', hex('4643011c001aaa9900000000' + '00000001' + '00' + '00'), E.BAD_FIELD],
-    ['NAK with 65 ranges', hex('4643011c001aaa9900000000' + '00000001' + '00' + '41' + '000000000001'.repeat(65)), E.BAD_FIELD],
-    ['NAK whose range count lies', hex('4643011c001aaa9900000000' + '00000001' + '00' + '02' + '000000000001'), E.BAD_LENGTH],
-    ['NAK range of 0', hex('4643011c001aaa9900000000' + '00000001' + '00' + '01' + '000000050000'), E.BAD_FIELD],
-    ['NAK range of 1025', hex('4643011c001aaa9900000000' + '00000001' + '00' + '01' + '000000050401'), E.BAD_FIELD],
-    ['NAK for track 2', hex('4643011c001aaa9900000000' + '00000001' + '02' + '01' + '000000050001'), E.BAD_TRACK],
-    ['RECEIVER_REPORT cut short', hex('4643011d001aaa9900000000' + '00'.repeat(25)), E.BAD_LENGTH],
+    ['HEARTBEAT without role', ctl('1700000000', '00000000'), E.BAD_LENGTH],
+    ['HEARTBEAT with unknown role', ctl('1700000000', '00000000', '0900000000000000'), E.BAD_FIELD],
+    ['HEARTBEAT of the version 1 form', ctl('1700000000', '00000000', '0100'), E.BAD_LENGTH],
+    ['HELLO not padded to 256 bytes', ctl('1b00000000', '00000001', '00'.repeat(64)), E.BAD_LENGTH],
+    ['HELLO with a 5-byte token', ctl('1b00000000', '00000001', '05' + '00'.repeat(235)), E.BAD_FIELD],
+    ['SUBSCRIBE with trailing bytes', ctl('11001aaa99', '00000001', '00'), E.BAD_LENGTH],
+    ['ACK with undefined status', ctl('1300000000', '00000000', '6311'), E.BAD_FIELD],
+    ['ACK for an unknown type', ctl('1300000000', '00000000', '007f'), E.BAD_FIELD],
+    ['ACK with a short publicKey', ctl('1300000000', '00000000', '001b' + '81a97075626c69634b6579c40401020304'), E.BAD_FIELD],
+    ['ANNOUNCE with broken msgpack', ctl('10001aaa99', '00000001', '00000001' + '00' + 'de0005'), E.BAD_BODY],
+    ['ANNOUNCE with a string for metadata', ctl('10001aaa99', '00000001', '00000001' + '00' + 'a161'), E.BAD_FIELD],
+    ['ANNOUNCE with a 7-byte auth', ctl('10001aaa99', '00000001', '00000001' + '07' + '00'.repeat(7) + '80'), E.BAD_FIELD],
+    ['ANNOUNCE cut inside its auth', ctl('10001aaa99', '00000001', '00000001' + '20' + '00'.repeat(10)), E.TOO_SHORT],
+    ['LIST_REPLY that is not a map', ctl('1500000000', '00000000', '90'), E.BAD_BODY],
+    ['NOTICE with unknown event', ctl('18001aaa99', '00000000', '63'), E.BAD_FIELD],
+    ['PATH_CHALLENGE with a 4-byte nonce', ctl('1e00000000', '00000000', '01020304'), E.BAD_LENGTH],
+    ['SESSION_UNKNOWN cut short', ctl('2000000000', '00000000', '0102'), E.BAD_LENGTH],
+    ['NAK without ranges', ctl('1c001aaa99', '00000000', '00000001' + '00' + '00'), E.BAD_FIELD],
+    ['NAK with 65 ranges', ctl('1c001aaa99', '00000000', '00000001' + '00' + '41' + '000000000001'.repeat(65)), E.BAD_FIELD],
+    ['NAK whose range count lies', ctl('1c001aaa99', '00000000', '00000001' + '00' + '02' + '000000000001'), E.BAD_LENGTH],
+    ['NAK range of 0', ctl('1c001aaa99', '00000000', '00000001' + '00' + '01' + '000000050000'), E.BAD_FIELD],
+    ['NAK range of 1025', ctl('1c001aaa99', '00000000', '00000001' + '00' + '01' + '000000050401'), E.BAD_FIELD],
+    ['NAK for track 2', ctl('1c001aaa99', '00000000', '00000001' + '02' + '01' + '000000050001'), E.BAD_TRACK],
+    ['RECEIVER_REPORT cut short', ctl('1d001aaa99', '00000000', '00'.repeat(25)), E.BAD_LENGTH],
   ];
   it.each(table.map(([name, buf, code]) => [name, code, buf] as const))('%s gives %s', (_name, code, buf) => {
     let caught: unknown;
@@ -129,7 +145,7 @@ describe('malformed datagrams', () => {
 
   it('checkMedia agrees with decode on every MEDIA case', () => {
     for (const [, buf, code] of table) {
-      if (buf.length >= 4 && buf[3] === MessageType.MEDIA && buf.length >= 40) expect(checkMedia(buf)).toBe(code);
+      if (buf.length >= 4 && buf[3] === MessageType.MEDIA && buf.length >= 48) expect(checkMedia(buf)).toBe(code);
     }
   });
 });
@@ -151,7 +167,7 @@ describe('fuzzing the decoder', () => {
       } else {
         buf = Buffer.alloc(Math.floor(rand() * 80));
         for (let j = 0; j < buf.length; j++) buf[j] = Math.floor(rand() * 256);
-        if (rand() < 0.5 && buf.length >= 4) { buf[0] = 0x46; buf[1] = 0x43; buf[2] = 1; }
+        if (rand() < 0.5 && buf.length >= 4) { buf[0] = 0x46; buf[1] = 0x43; buf[2] = 2; }
       }
       try {
         decode(buf);

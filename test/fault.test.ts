@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { freeUdpPort, Proc, startBroker } from './helpers/procs.ts';
 import { summaryOf } from './helpers/recording.ts';
-import { brokerStats, validatedPeer } from './helpers/udp.ts';
+import { brokerStats, sessionPeer } from './helpers/udp.ts';
 
 // Defaults from .env: heartbeat 1 s, lease 3 intervals. The deadlines below are the product's
 // promises (issue 3), measured from the event that starts them. Each awaited line is one that
@@ -109,7 +109,7 @@ describe('fault tolerance, real processes and signals', () => {
     await new Promise((r) => setTimeout(r, 2500));
     b.child.kill('SIGCONT');
     const [sa, sb] = await Promise.all([summaryOf(a, '1AAA99'), summaryOf(b, '1AAA99')]);
-    const peer = await validatedPeer(broker.port);
+    const peer = await sessionPeer(broker.port);
     const stats = await brokerStats(peer, 77);
     process.stdout.write(`figure: stalled viewer lost ${sb.packetsLost}/${sb.packetsExpected} datagrams in its own receive buffer, ${sb.framesDropped} frames; ` +
       `the other lost ${sa.packetsLost}, ${sa.framesDropped} frames; broker shed ${stats.framesShed} frames, ${stats.sendErrors} send errors\n`);

@@ -6,7 +6,7 @@ import { encode, GoodbyeReason, MediaPacketizer, MessageType, NoticeEvent, Role,
 import { xorshift32 } from './helpers/prng.ts';
 import { Proc, startBroker } from './helpers/procs.ts';
 import { expectSampleFramesInOrder, SAMPLE_FRAMES as sample, summaryOf } from './helpers/recording.ts';
-import { brokerStats, rawPeer, validatedPeer } from './helpers/udp.ts';
+import { brokerStats, rawPeer, sessionPeer } from './helpers/udp.ts';
 
 
 function rssKiB(pid: number): number {
@@ -32,7 +32,7 @@ function garbage(seed: number): () => Buffer {
       { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 9, auth: Buffer.alloc(0), metadata: meta },
       { type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 2 },
       { type: MessageType.HEARTBEAT, producerId: 0x1aaa99, requestId: 0, role: Role.PRODUCER },
-      { type: MessageType.HELLO, producerId: 0, requestId: 3, token: Buffer.alloc(20, 7) },
+      { type: MessageType.HELLO, producerId: 0, requestId: 3, token: Buffer.alloc(20, 7), publicKey: Buffer.alloc(32, 9) },
       { type: MessageType.GOODBYE, producerId: 0x1aaa99, requestId: 0, reason: GoodbyeReason.NORMAL },
       { type: MessageType.NOTICE, producerId: 0x1aaa99, requestId: 0, event: NoticeEvent.PRODUCER_ENDED },
       { type: MessageType.ACK, producerId: 0, requestId: 4, status: Status.OK, ackedType: MessageType.HELLO, detail: {} },
@@ -63,7 +63,7 @@ describe('hostile input', () => {
       const client = new Proc('client/main.ts', ['--broker', broker.address, '--subscribe', '1AAA99', '--record', dir], { LOG_LEVEL: 'info' });
       const [, clientPort] = await client.waitFor(/"localPort":(\d+)/);
       await client.waitFor(/^1AAA99: frames are arriving/);
-      const observer = await validatedPeer(broker.port);
+      const observer = await sessionPeer(broker.port);
       const before = await brokerStats(observer, 1);
       const rssBefore = rssKiB(broker.proc.child.pid!);
       const dropsBefore = kernelDrops(broker.port);
@@ -85,7 +85,7 @@ describe('hostile input', () => {
       }
       // Everything sent has been received or shed once a request sent after it is answered. The
       // observer sent no heartbeats, so its lease lapsed: a fresh one proves its address again.
-      const after = await brokerStats(await validatedPeer(broker.port), 2);
+      const after = await brokerStats(await sessionPeer(broker.port), 2);
       const shed = kernelDrops(broker.port) - dropsBefore;
       const rssAfter = rssKiB(broker.proc.child.pid!);
 

@@ -6,7 +6,8 @@ import type { Socket } from 'node:dgram';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Producer } from '../producer/producer.ts';
 import { loadSource, loadVideo } from '../producer/source.ts';
-import { decode, encodeControl, MessageType, Status, Track } from '../protocol/index.ts';
+import { Broker } from '../broker/broker.ts';
+import { decode, MessageType, Track } from '../protocol/index.ts';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -14,15 +15,16 @@ afterEach(() => {
 });
 
 /** The producer's socket seam: records datagrams instead of sending them (no network claimed here). */
-function recordingSocket(): { socket: Socket; sent: Buffer[] } {
+function recordingSocket(onSend: (b: Buffer) => void): { socket: Socket; sent: Buffer[] } {
   const sent: Buffer[] = [];
-  return { sent, socket: { send: (b: Buffer) => void sent.push(b) } as unknown as Socket };
+  return { sent, socket: { send: (b: Buffer) => { sent.push(b); onSend(b); } } as unknown as Socket };
 }
 
 describe('Producer pacing', () => {
   it('sends 720 frames in 60 s at 12 fps (±1), even when timers fire late', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
-    const { socket, sent } = recordingSocket();
+    let forward: (d: Buffer) => void = () => {};
+    const { socket, sent } = recordingSocket((d) => forward(d));
     const source = loadSource('samples/sample.mjpeg', 'samples/sample.wav', 12);
     // Every timer fires 5 ms late, as on a busy machine. A producer that sleeps a period after
     // each send would drift to 60000 / 88.3 = 679 frames; scheduling against the clock must not.
@@ -33,11 +35,16 @@ describe('Producer pacing', () => {
       socket, clock, source,
       options: { producerId: 0x1aaa99, title: 't', fps: 12, loop: true, maxDatagramBytes: 1200, heartbeatIntervalMs: 1000, leaseIntervals: 3, secret: null },
     });
+    // Its broker: a real Broker object, fed synchronously, answering into the producer's session.
+    const broker = new Broker({ socket: { send: (msg) => producer.link.handleDatagram(msg) }, clock });
+    forward = (d) => broker.handleDatagram(Buffer.from(d), { address: '10.0.0.1', port: 4000 });
     producer.start();
-    const announce = decode(sent[0]);
-    expect(announce.type).toBe(MessageType.ANNOUNCE);
-    producer.link.handleDatagram(encodeControl({ type: MessageType.ACK, producerId: 0x1aaa99, requestId: (announce as { requestId: number }).requestId, status: Status.OK, ackedType: MessageType.ANNOUNCE, detail: {} }));
-    await new Promise((r) => setImmediate(r)); // let the ACK's promise chain start the frame clock
+    // The handshake and the ANNOUNCE settle through promise chains; setImmediate is not faked.
+    for (let i = 0; i < 20 && producer.framesSent === 0; i++) {
+      await new Promise((r) => setImmediate(r));
+      vi.advanceTimersByTime(0);
+    }
+    expect(broker.producerCount).toBe(1);
     {
       vi.advanceTimersByTime(60_000);
       const videoFrames = new Set<number>();

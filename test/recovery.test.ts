@@ -29,8 +29,8 @@ describe('RetransmitHistory', () => {
     ds.forEach((d) => h.put(V, d, 0));
     expect(h.get(V, 7, 11, 0, 10)).toBeNull();
     expect(h.get(V, 7, 12, 0, 10)!.equals(ds[12])).toBe(true);
-    const small = new RetransmitHistory(64, new DatagramLog(4 * 50)); // room for 4 datagrams of 50 bytes
     const few = datagrams(10);
+    const small = new RetransmitHistory(64, new DatagramLog(4 * few[0].length)); // room for 4 datagrams
     few.forEach((d) => small.put(V, d, 0));
     expect(few.map((d, i) => small.get(V, 7, i, 0, 10) !== null)).toEqual([false, false, false, false, false, false, true, true, true, true]);
   });

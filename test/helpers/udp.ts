@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import { afterEach } from 'vitest';
 import { decode, encode, MessageType, Status, type ControlMessage, type Message } from '../../protocol/index.ts';
+import { PeerHandshake, sealForBroker, type PeerSessionState } from '../../session/peer-state.ts';
 
 const sockets: dgram.Socket[] = [];
 afterEach(() => {
@@ -8,14 +9,16 @@ afterEach(() => {
 });
 
 /** A raw UDP peer on 127.0.0.1 that records every decoded datagram it receives; closed after each test. */
-export async function rawPeer(brokerPort: number): Promise<{ send: (m: ControlMessage) => void; sendRaw: (buf: Buffer, port?: number) => void; got: Message[]; bytes: () => number; next: (pred: (m: Message) => boolean) => Promise<Message>; until: (cond: () => boolean) => Promise<void> }> {
+export async function rawPeer(brokerPort: number): Promise<{ send: (m: ControlMessage) => void; sendRaw: (buf: Buffer, port?: number) => void; got: Message[]; raw: Buffer[]; port: number; bytes: () => number; next: (pred: (m: Message) => boolean) => Promise<Message>; until: (cond: () => boolean) => Promise<void> }> {
   const s = dgram.createSocket('udp4');
   sockets.push(s);
   const got: Message[] = [];
+  const raw: Buffer[] = [];
   let bytes = 0;
   const checks = new Set<() => void>();
   s.on('message', (buf) => {
     bytes += buf.length;
+    raw.push(buf);
     try {
       got.push(decode(buf));
     } catch {
@@ -36,6 +39,8 @@ export async function rawPeer(brokerPort: number): Promise<{ send: (m: ControlMe
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
   return {
     got,
+    raw,
+    port: s.address().port,
     bytes: () => bytes,
     send: (m) => s.send(encode(m), brokerPort, '127.0.0.1'),
     sendRaw: (buf, port = brokerPort) => s.send(buf, port, '127.0.0.1'),
@@ -48,19 +53,35 @@ export async function rawPeer(brokerPort: number): Promise<{ send: (m: ControlMe
 }
 
 
-/** Validates a raw peer's address (PROTOCOL.md §4.9), so it may send client requests. */
-export async function validatedPeer(brokerPort: number): Promise<Awaited<ReturnType<typeof rawPeer>>> {
+export type RawPeer = Awaited<ReturnType<typeof rawPeer>>;
+
+/**
+ * A raw peer with a session (PROTOCOL.md §4.9), opened with the session layer's own steps:
+ * `send` seals within the session; `got` holds what the broker sent, opened and decoded
+ * and MEDIA (tags are not checked here: open with `session` where it matters).
+ */
+export async function sessionPeer(brokerPort: number): Promise<RawPeer & { session: PeerSessionState; sendSealed: (m: ControlMessage) => Buffer }> {
   const peer = await rawPeer(brokerPort);
-  peer.send({ type: MessageType.HELLO, producerId: 0, requestId: 0xff01, token: Buffer.alloc(0) });
+  const hs = new PeerHandshake();
+  peer.sendRaw(encode(hs.hello(0xff01)));
   const challenge = await peer.next((m) => m.type === MessageType.ACK && m.requestId === 0xff01);
   const token = (challenge as { detail: { token: Buffer } }).detail.token;
-  peer.send({ type: MessageType.HELLO, producerId: 0, requestId: 0xff02, token });
+  const before = peer.raw.length;
+  peer.sendRaw(encode(hs.hello(0xff02, token)));
   await peer.next((m) => m.type === MessageType.ACK && m.requestId === 0xff02 && m.status === Status.OK);
-  return peer;
+  const welcome = peer.raw.slice(before).find((r) => r.length > 12 && r.readUInt32BE(8) !== 0)!;
+  const session = hs.open(welcome, 0xff02);
+  if (session === null) throw new Error('the broker\'s answer did not open a session');
+  const sendSealed = (m: ControlMessage): Buffer => {
+    const d = sealForBroker(session, m);
+    peer.sendRaw(d);
+    return d;
+  };
+  return { ...peer, session, sendSealed, send: (m) => void sendSealed(m) };
 }
 
-/** The broker's counters, asked for over the wire. */
-export async function brokerStats(peer: Awaited<ReturnType<typeof rawPeer>>, requestId: number): Promise<Readonly<Record<string, number>>> {
+/** The broker's counters, asked for over the wire within a session. */
+export async function brokerStats(peer: RawPeer, requestId: number): Promise<Readonly<Record<string, number>>> {
   peer.send({ type: MessageType.STATS, producerId: 0, requestId });
   const reply = await peer.next((m) => m.type === MessageType.STATS_REPLY && m.requestId === requestId);
   return (reply as { stats: Record<string, number> }).stats;
