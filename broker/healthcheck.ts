@@ -1,11 +1,12 @@
 /**
- * Docker healthcheck: the broker is healthy when it answers a HEARTBEAT on its port within a
- * second (any well-formed answer: it does not know this one-shot socket, so NOT_REGISTERED).
+ * Docker healthcheck: the broker is healthy when it answers a HELLO on its port within a
+ * second (the first step of the handshake, PROTOCOL.md §4.9: an ACK VALIDATE, no state kept).
  */
 import dgram from 'node:dgram';
 import { loadEnv, parsePort } from '../common/config.ts';
-import { MessageType, Role } from '../protocol/constants.ts';
+import { MessageType } from '../protocol/constants.ts';
 import { decode, encodeControl } from '../protocol/codec.ts';
+import { PeerHandshake } from '../session/peer-state.ts';
 
 const port = parsePort(loadEnv().BROKER_PORT ?? '5000', 'BROKER_PORT', false);
 const socket = dgram.createSocket('udp4');
@@ -22,4 +23,4 @@ socket.on('message', (msg) => {
     // not ours: keep waiting
   }
 });
-socket.send(encodeControl({ type: MessageType.HEARTBEAT, producerId: 0, requestId: 0, role: Role.CLIENT }), port, '127.0.0.1');
+socket.send(encodeControl(new PeerHandshake().hello(1)), port, '127.0.0.1');
