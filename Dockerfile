@@ -7,6 +7,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY protocol ./protocol
 COPY common ./common
+COPY session ./session
 COPY broker ./broker
 COPY producer ./producer
 COPY client ./client
