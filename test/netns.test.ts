@@ -92,7 +92,7 @@ describe.skipIf(!canNetns)(`across network namespaces${canNetns ? '' : ` (skippe
     inNs(ns.client, 'nft', 'add', 'table', 'inet', 'fcloss');
     inNs(ns.client, 'nft', 'add', 'chain', 'inet', 'fcloss', 'input', '{ type filter hook input priority 0; }');
     for (const flag of ['0x0', '0x2']) {
-      inNs(ns.client, 'nft', 'add', 'rule', 'inet', 'fcloss', 'input', 'udp', 'sport', '5000', '@th,64,32', '0x46430101',
+      inNs(ns.client, 'nft', 'add', 'rule', 'inet', 'fcloss', 'input', 'udp', 'sport', '5000', '@th,64,32', '0x46430201',
         '@th,168,8', '&', '0x2', '==', flag, 'numgen', 'random', 'mod', '100', '<', '5', 'counter', 'drop');
     }
     try {
