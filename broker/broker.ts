@@ -4,7 +4,7 @@ import {
   NoticeEvent, PACKET_NUMBER_OFFSET, Role, SESSION_ID_OFFSET, Status, STATUS_TEXT, TAG_BYTES, Track, VERSION,
 } from '../protocol/constants.ts';
 import {
-  checkMedia, decode, encodeControl, type AckDetail, type AnnounceMessage, type ControlMessage, type GoodbyeMessage,
+  checkMedia, decode, encodeControl, type Message, type AckDetail, type AnnounceMessage, type ControlMessage, type GoodbyeMessage,
   type HeartbeatMessage, type HelloMessage, type NakMessage, type PathResponseMessage, type ReceiverReportMessage,
   type SubscribeMessage, type UnsubscribeMessage,
 } from '../protocol/codec.ts';
@@ -196,14 +196,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.countDrop('FC_DROP_RATE_LIMITED');
       return;
     }
-    let m;
-    try {
-      m = decode(msg);
-    } catch (err) {
-      if (!isProtocolError(err)) throw err;
-      c.countDrop(err.code);
-      return;
-    }
+    const m = this.#decodeOrDrop(msg);
+    if (m === null) return;
     if (m.type === MessageType.MEDIA) return;
     if (!TO_BROKER.has(m.type)) {
       // ACK, NOTICE, replies and HELLO are never sent within a session to the broker.
@@ -310,14 +304,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.countDrop('FC_DROP_RATE_LIMITED');
       return;
     }
-    let m;
-    try {
-      m = decode(msg);
-    } catch (err) {
-      if (!isProtocolError(err)) throw err;
-      c.countDrop(err.code);
-      return;
-    }
+    const m = this.#decodeOrDrop(msg);
+    if (m === null) return;
     if (m.type !== MessageType.HELLO) {
       c.countDrop(TO_BROKER.has(m.type) ? 'FC_DROP_UNTAGGED' : 'FC_DROP_UNEXPECTED_TYPE');
       return;
@@ -781,6 +769,17 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (b.tokens < 1) return false;
     b.tokens--;
     return true;
+  }
+
+  /** Decodes a datagram; one that does not decode is counted by its code and gives null. */
+  #decodeOrDrop(msg: Buffer): Message | null {
+    try {
+      return decode(msg);
+    } catch (err) {
+      if (!isProtocolError(err)) throw err;
+      this.counters.countDrop(err.code);
+      return null;
+    }
   }
 
   /** A control datagram counted in controlIn turns out to be dropped: counted once, as a drop. */
