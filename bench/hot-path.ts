@@ -27,7 +27,7 @@ const producerSessions: PeerSessionState[] = [];
 for (let i = 0; i < PRODUCERS; i++) {
   const s = open(from(i));
   producerSessions.push(s);
-  broker.handleDatagram(sealForBroker(s, { type: MessageType.ANNOUNCE, producerId: 0x100000 + i, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }), from(i));
+  broker.handleDatagram(sealForBroker(s, { type: MessageType.ANNOUNCE, producerId: 0x100000 + i, requestId: 1, epoch: 1, frameKey: Buffer.alloc(32, 1), auth: Buffer.alloc(0), metadata }), from(i));
 }
 if (watched) {
   // A viewer of each producer: the fan-out and the loss-recovery log are in the loop too.
@@ -61,7 +61,7 @@ for (let round = 0; round < ROUNDS; round++) {
   const b = loop((d, p) => broker.handleDatagram(d, { address: rinfos[p].address, port: rinfos[p].port }));
   let hits = 0;
   seqs.fill(0, 0); // the broker forwards a seq once (PROTOCOL.md §3.5): each round numbers afresh after a new epoch
-  for (let i = 0; i < PRODUCERS; i++) broker.handleDatagram(sealForBroker(producerSessions[i], { type: MessageType.ANNOUNCE, producerId: 0x100000 + i, requestId: 1, epoch: 2 + round, auth: Buffer.alloc(0), metadata }), from(i));
+  for (let i = 0; i < PRODUCERS; i++) broker.handleDatagram(sealForBroker(producerSessions[i], { type: MessageType.ANNOUNCE, producerId: 0x100000 + i, requestId: 1, epoch: 2 + round, frameKey: Buffer.alloc(32, 1), auth: Buffer.alloc(0), metadata }), from(i));
   const base = loop((d, p) => {
     const r = { address: rinfos[p].address, port: rinfos[p].port };
     if (lookup.get(d.readUInt32BE(4)) !== undefined || r.port === 0) hits++;

@@ -55,7 +55,7 @@ function measure(label: string, n: number, join: (i: number) => void): { heap: n
   return r;
 }
 
-feed({ type: MessageType.ANNOUNCE, producerId: 1, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }, '10.200.0.1', 4000);
+feed({ type: MessageType.ANNOUNCE, producerId: 1, requestId: 1, epoch: 1, frameKey: Buffer.alloc(32, 1), auth: Buffer.alloc(0), metadata }, '10.200.0.1', 4000);
 const joinSubscriber = (i: number): void => {
   const [address, port] = [addr(i), 20_000 + (i % 40_000)];
   feed({ type: MessageType.SUBSCRIBE, producerId: 1, requestId: 3 }, address, port);
@@ -70,7 +70,7 @@ if (broker.subscriptionCount !== WARM + SUBSCRIBERS) throw new Error(`only ${bro
 // Producers: announced, then each sends one datagram (a streaming producer's history is allocated).
 const PRODUCERS = 2000;
 const prod = measure('idle producer', PRODUCERS, (i) => {
-  feed({ type: MessageType.ANNOUNCE, producerId: 0x1000 + i, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }, addr(0x100000 + i), 4000);
+  feed({ type: MessageType.ANNOUNCE, producerId: 0x1000 + i, requestId: 1, epoch: 1, frameKey: Buffer.alloc(32, 1), auth: Buffer.alloc(0), metadata }, addr(0x100000 + i), 4000);
 });
 // A streaming producer also holds its history index: 28 bytes per slot per track, by
 // construction; the datagrams themselves share one log (historyBytes for all producers).

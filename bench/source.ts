@@ -20,7 +20,7 @@ const metadata = { title: 'bench', video: { codec: 'mjpeg', width: 2, height: 2,
 
 async function announce(s: dgram.Socket, producerId: number): Promise<PeerSessionState> {
   const session = await openSession(s, init.port);
-  await sessionRequest(s, init.port, session, { type: MessageType.ANNOUNCE, producerId, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }, isOk(1));
+  await sessionRequest(s, init.port, session, { type: MessageType.ANNOUNCE, producerId, requestId: 1, epoch: 1, frameKey: Buffer.alloc(32, 1), auth: Buffer.alloc(0), metadata }, isOk(1));
   return session;
 }
 

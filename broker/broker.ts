@@ -6,7 +6,7 @@ import {
 import {
   checkMedia, decode, encodeControl, type Message, type AckDetail, type AnnounceMessage, type ControlMessage, type GoodbyeMessage,
   type HeartbeatMessage, type HelloMessage, type NakMessage, type PathResponseMessage, type ReceiverReportMessage,
-  type SubscribeMessage, type UnsubscribeMessage,
+  type NoticeMessage, type SubscribeMessage, type UnsubscribeMessage,
 } from '../protocol/codec.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import { DatagramLog } from '../protocol/history.ts';
@@ -380,16 +380,21 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.#channels.set(m.producerId, ch);
     }
     const now = this.#clock();
-    const resumed = p === null || !p.online || p.epoch !== m.epoch || !owner;
+    // A new run (epoch and frame key, PROTOCOL.md §3.7) is news to subscribers even from the same session.
+    const newRun = p === null || p.epoch !== m.epoch || !p.frameKey.equals(m.frameKey);
+    const resumed = newRun || !p.online || !owner;
     if (p !== null && owner) {
       p.metadata = m.metadata;
       p.lastHeardMs = now;
-      if (p.epoch !== m.epoch) ch.clearCache();
+      if (newRun) ch.clearCache();
       p.epoch = m.epoch;
+      p.frameKey = m.frameKey;
     } else {
       if (p !== null) p.session.producerIds.delete(m.producerId);
       ch.clearCache();
-      ch.producer = { session: s, metadata: m.metadata, epoch: m.epoch, lastHeardMs: now, mediaSinceSweep: false, online: false, offlineSinceMs: now };
+      ch.producer = {
+        session: s, metadata: m.metadata, epoch: m.epoch, frameKey: m.frameKey, lastHeardMs: now, mediaSinceSweep: false, online: false, offlineSinceMs: now,
+      };
     }
     s.producerIds.add(m.producerId);
     this.#ack(s, m, Status.OK, this.#leaseDetail());
@@ -424,7 +429,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (ch === undefined || ch.producer === null) return this.#ack(s, m, Status.UNKNOWN_PRODUCER);
     const client = this.#clientOf(s, m);
     if (client === null) return;
-    const detail: AckDetail = { metadata: ch.producer.metadata, online: ch.producer.online, ...this.#leaseDetail() };
+    const p = ch.producer;
+    const detail: AckDetail = { metadata: p.metadata, online: p.online, epoch: p.epoch, frameKey: p.frameKey, ...this.#leaseDetail() };
     if (client.subscriptions.has(m.producerId)) return this.#ack(s, m, Status.OK, detail); // a retry
     if (client.subscriptions.size >= this.options.maxSubscriptionsPerClient) {
       return this.#ack(s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscriptionsPerClient} subscriptions per client` });
@@ -705,9 +711,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   #notify(ch: Channel, event: NoticeEvent): void {
+    const p = ch.producer;
+    const notice: NoticeMessage = event === NoticeEvent.PRODUCER_ONLINE && p !== null
+      ? { type: MessageType.NOTICE, producerId: ch.id, requestId: 0, event, epoch: p.epoch, frameKey: p.frameKey, encrypted: p.metadata.encrypted === true }
+      : { type: MessageType.NOTICE, producerId: ch.id, requestId: 0, event: event === NoticeEvent.PRODUCER_ENDED ? event : NoticeEvent.PRODUCER_OFFLINE };
     for (const sub of ch.subscribers) {
       const s = this.#sessions.get(Number(sub.key));
-      if (s !== undefined) this.#reply(s, { type: MessageType.NOTICE, producerId: ch.id, requestId: 0, event });
+      if (s !== undefined) this.#reply(s, notice);
     }
   }
 

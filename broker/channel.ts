@@ -36,6 +36,8 @@ export interface ProducerPresence {
   session: PeerSession;
   metadata: StreamMetadata;
   epoch: number;
+  /** The run's Ed25519 public key (PROTOCOL.md §3.7), handed to subscribers; the broker checks no signature. */
+  frameKey: Buffer;
   lastHeardMs: number;
   /**
    * MEDIA arrived since the last sweep, which then renews the lease (lastHeardMs = its time):

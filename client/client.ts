@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { BrokerSession, DEFAULT_RETRY_INITIAL_MS, type ConnectedSocket } from '../session/broker-session.ts';
 import { GoodbyeReason, MessageType, NoticeEvent, Role, Status, STATUS_TEXT } from '../protocol/constants.ts';
-import type { Message } from '../protocol/codec.ts';
+import type { AckDetail, Message } from '../protocol/codec.ts';
+import { passphraseKey } from '../protocol/frame-seal.ts';
 import type { ProducerInfo, StreamMetadata } from '../protocol/metadata.ts';
 import { StreamRecorder } from './recorder.ts';
 import { Subscription } from './subscription.ts';
@@ -15,6 +16,8 @@ export interface ClientOptions {
   readonly recordDir: string | null;
   /** Loss recovery budget (PROTOCOL.md §3.6); 0 turns NAKs off. */
   readonly latencyMs: number;
+  /** Decrypts streams encrypted with it (PROTOCOL.md §3.7); null: encrypted streams are refused with a line. */
+  readonly passphrase?: string | null;
 }
 
 /** How often held frames are checked and NAKs retried; a fraction of the latency budget. */
@@ -23,6 +26,8 @@ const TICK_MS = 20;
 const REPORT_INTERVAL_MS = 1000;
 /** Wait between NAKs of one datagram: at least this, and at least 1.5 round trips. */
 const MIN_NAK_RETRY_MS = 20;
+/** MEDIA of a run the broker has not named: ask it again (SUBSCRIBE) at most this often per subscription. */
+const RUN_REFRESH_MS = 1000;
 
 export interface ClientEvents {
   /** A line worth showing a person: what happened, in plain words. */
@@ -48,6 +53,8 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
   #tickTimer: NodeJS.Timeout;
   #reportTimer: NodeJS.Timeout;
   #nakFlushScheduled = false;
+  readonly #passKeys = new Map<number, Buffer>();
+  readonly #refreshedMs = new Map<number, number>();
   malformed = 0;
   unsolicited = 0;
 
@@ -102,13 +109,14 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     const previous = sub;
     if (sub === undefined || !sub.active) {
       // In the map before the request, so the cached frame replayed right after the ACK is kept.
-      sub = new Subscription(id, { latencyMs: this.#opts.latencyMs, nakRetryMs: MIN_NAK_RETRY_MS });
+      sub = new Subscription(id, { latencyMs: this.#opts.latencyMs, nakRetryMs: MIN_NAK_RETRY_MS }, {
+        passKey: this.#passKeyFor(id), onProblem: (text) => this.emit('event', text),
+      });
       this.subscriptions.set(id, sub);
     }
     const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 });
     if (r?.type === MessageType.ACK && r.status === Status.OK) {
-      sub.metadata = r.detail.metadata ?? sub.metadata;
-      sub.online = r.detail.online ?? true;
+      this.#applyAck(sub, r.detail);
       if (this.#opts.recordDir !== null && sub.recorder === null) sub.recorder = new StreamRecorder(this.#opts.recordDir, formatProducerId(id));
       return { ok: true, metadata: r.detail.metadata, online: r.detail.online };
     }
@@ -120,6 +128,39 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     if (r === null) return FramecastClient.#NO_ANSWER;
     const status = r.type === MessageType.ACK ? r.status : null;
     return { ok: false, status, message: r.type === MessageType.ACK ? (r.detail.message ?? STATUS_TEXT[r.status]) : 'unexpected reply' };
+  }
+
+  /** What a SUBSCRIBE ACK tells (authenticated): metadata, whether live, and the run whose frames to accept. */
+  #applyAck(sub: Subscription, detail: AckDetail): void {
+    sub.metadata = detail.metadata ?? sub.metadata;
+    sub.online = detail.online ?? true;
+    if (detail.epoch !== undefined && detail.frameKey !== undefined) {
+      sub.setRun({ epoch: detail.epoch, frameKey: detail.frameKey, encrypted: sub.metadata?.encrypted === true });
+    }
+  }
+
+  /** The passphrase's key for one producer ID, derived once (scrypt is slow on purpose). */
+  #passKeyFor(id: number): (() => Buffer) | null {
+    const passphrase = this.#opts.passphrase ?? null;
+    if (passphrase === null) return null;
+    return () => {
+      let key = this.#passKeys.get(id);
+      if (key === undefined) this.#passKeys.set(id, (key = passphraseKey(passphrase, id)));
+      return key;
+    };
+  }
+
+  /**
+   * MEDIA of a run we were not told of: the producer restarted and its NOTICE was lost, or
+   * someone forged it. Either way the broker is asked (SUBSCRIBE is idempotent), at most once a second.
+   */
+  #refreshRun(sub: Subscription): void {
+    const now = this.#clock();
+    if (now - (this.#refreshedMs.get(sub.id) ?? -Infinity) < RUN_REFRESH_MS) return;
+    this.#refreshedMs.set(sub.id, now);
+    void this.link.request({ type: MessageType.SUBSCRIBE, producerId: sub.id, requestId: 0 }).then((r) => {
+      if (r?.type === MessageType.ACK && r.status === Status.OK && sub.active) this.#applyAck(sub, r.detail);
+    });
   }
 
   async unsubscribe(id: number): Promise<RequestResult> {
@@ -166,6 +207,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
           this.unsolicited++;
           return;
         }
+        if (m.epoch !== sub.run?.epoch) this.#refreshRun(sub);
         const now = this.#clock();
         const previousFrameMs = sub.lastFrameMs;
         const frames = sub.push(m, now);
@@ -188,6 +230,8 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
         if (m.event === NoticeEvent.PRODUCER_ONLINE) {
           if (!sub.online) this.emit('event', `producer ${name} is back online`);
           sub.online = true;
+          // A new run of the producer: its frames are accepted from now on (PROTOCOL.md §3.7).
+          sub.setRun({ epoch: m.epoch, frameKey: m.frameKey, encrypted: m.encrypted });
         } else {
           if (sub.online) this.emit('event', m.event === NoticeEvent.PRODUCER_ENDED ? `producer ${name} ended its stream (staying subscribed)` : `producer ${name} went offline (staying subscribed)`);
           sub.online = false;

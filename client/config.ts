@@ -1,7 +1,7 @@
 import {
   loadEnv, parseEndpoint, parseId, parseIntIn, parseNumberIn, parsePort, type LogLevel,
 } from '../common/config.ts';
-import { addLatencyOption, addSharedOptions } from '../common/options.ts';
+import { addLatencyOption, addPassphraseOption, addSharedOptions } from '../common/options.ts';
 import { newProgram, option } from '../common/run.ts';
 
 export interface ClientConfig {
@@ -15,6 +15,7 @@ export interface ClientConfig {
   readonly leaseIntervals: number;
   readonly maxDatagramBytes: number;
   readonly latencyMs: number;
+  readonly passphrase: string | null;
   readonly logLevel: LogLevel;
   readonly logFile: string | undefined;
 }
@@ -34,6 +35,7 @@ export function loadClientConfig(argv: readonly string[]): ClientConfig {
   // CLIENT_LOG_LEVEL first: in a container the attached terminal is the prompt.
   addLatencyOption(program, env, 'how long a lost datagram may hold later frames back while it is asked for again; 0 for no recovery');
   addSharedOptions(program, env, { lease: 'missed answers before the broker counts as unreachable', datagram: 'largest datagram sent', logLevelDefault: env.CLIENT_LOG_LEVEL });
+  addPassphraseOption(program, env, 'decrypt streams encrypted with this passphrase');
   // Repeatable: commander calls the parser with the previous value for variadic accumulation.
   const sub = program.options.find((o) => o.long === '--subscribe')!;
   const parseOne = option('--subscribe', (v: string) => parseId(v));
@@ -51,6 +53,7 @@ export function loadClientConfig(argv: readonly string[]): ClientConfig {
     leaseIntervals: o.leaseIntervals as number,
     maxDatagramBytes: o.maxDatagramBytes as number,
     latencyMs: o.latencyMs as number,
+    passphrase: (o.passphrase as string | null | undefined) ?? null,
     logLevel: o.logLevel as LogLevel,
     logFile: o.logFile as string | undefined,
   });

@@ -5,7 +5,7 @@ import type { Subscription } from './subscription.ts';
 export function describeMetadata(m: StreamMetadata): string {
   const v = m.video;
   const audio = m.audio === null ? 'no audio' : `${m.audio.codec} ${m.audio.sampleRate} Hz`;
-  return `'${m.title}' ${v.codec} ${v.width}x${v.height} @ ${v.fps} fps, ${audio}`;
+  return `'${m.title}' ${v.codec} ${v.width}x${v.height} @ ${v.fps} fps, ${audio}${m.encrypted === true ? ', encrypted' : ''}`;
 }
 
 export function formatList(producers: readonly ProducerInfo[], truncated: boolean): string {

@@ -17,7 +17,7 @@ await runMain('client', async () => {
   log.info({ localPort: socket.address().port, broker: `${config.broker.host}:${config.broker.port}` }, 'socket connected to broker');
   const client = new FramecastClient({
     socket, clock: () => performance.now(),
-    options: { heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals, maxDatagramBytes: config.maxDatagramBytes, recordDir: config.recordDir, latencyMs: config.latencyMs },
+    options: { heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals, maxDatagramBytes: config.maxDatagramBytes, recordDir: config.recordDir, latencyMs: config.latencyMs, passphrase: config.passphrase },
   });
   socket.on('message', (msg) => client.link.handleDatagram(msg));
   const startedMs = performance.now();

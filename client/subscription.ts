@@ -5,9 +5,18 @@ import { JitterEstimator } from '../protocol/jitter.ts';
 import { LossCounter } from '../protocol/loss.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 import { FrameReassembler, type CompletedFrame } from '../protocol/reassembler.ts';
+import { FrameOpener } from '../protocol/frame-seal.ts';
 import type { StreamRecorder } from './recorder.ts';
+import { formatProducerId } from '../protocol/ids.ts';
 
 const RATE_WINDOW_MS = 1000;
+/**
+ * Sequence numbers counted towards loss and gaps: at most this far ahead of the highest so far
+ * (and DUPLICATE_WINDOW behind). A datagram outside proves nothing (anyone can send one); a
+ * verified frame outside moves the window to it (PROTOCOL.md §3.7).
+ */
+const SEQ_AHEAD = 1024;
+const SEQ_BEHIND = 4096;
 const NO_FRAMES: readonly CompletedFrame[] = Object.freeze([]);
 
 /** Loss recovery of one subscription (PROTOCOL.md §3.6). */
@@ -34,6 +43,19 @@ export interface SubscriptionSummary {
   audioChunks: number;
   audioBytes: number;
   audioDropped: number;
+  /** Whole frames whose signature failed (forged or corrupted), thrown away (PROTOCOL.md §3.7). */
+  framesForged: number;
+  /** Frames that could not be decrypted: no passphrase, or another one. */
+  framesUndecryptable: number;
+  /** Datagrams of a run the broker has not told us of (another epoch), not looked at further. */
+  foreignDatagrams: number;
+}
+
+/** The producer run whose frames a subscription accepts: told by the broker in authenticated messages only. */
+export interface ProducerRun {
+  readonly epoch: number;
+  readonly frameKey: Buffer;
+  readonly encrypted: boolean;
 }
 
 /** Per track: frames, loss counting and the gaps to ask for. */
@@ -41,9 +63,34 @@ class TrackState {
   readonly frames: FrameReassembler;
   readonly loss = new LossCounter();
   readonly gaps: GapTracker;
-  constructor(rec: RecoveryOptions) {
-    this.frames = new FrameReassembler({ holdMs: rec.latencyMs });
+  /** Highest seq counted towards loss and gaps; -1: none yet. */
+  highestSeq = -1;
+  constructor(rec: RecoveryOptions, verify: (f: CompletedFrame) => boolean) {
+    this.frames = new FrameReassembler({ holdMs: rec.latencyMs, verify });
     this.gaps = new GapTracker({ budgetMs: rec.latencyMs, retryMs: rec.nakRetryMs });
+  }
+
+  inWindow(seq: number): boolean {
+    return this.highestSeq < 0 || (seq <= this.highestSeq + SEQ_AHEAD && seq + SEQ_BEHIND > this.highestSeq);
+  }
+
+  count(m: MediaMessage, nowMs: number, recover: boolean): void {
+    if ((m.flags & MediaFlag.RETRANSMIT) === 0) this.loss.record(m.epoch, m.seq);
+    if (recover) this.gaps.record(m.epoch, m.seq, nowMs, m.fragIndex, m.fragCount);
+    if (m.seq > this.highestSeq) this.highestSeq = m.seq;
+  }
+
+  /** A verified frame outside the window: counting starts again from it. */
+  jumpTo(f: CompletedFrame, nowMs: number, recover: boolean): void {
+    this.loss.restart();
+    this.gaps.restart();
+    this.highestSeq = -1;
+    for (let i = 0; i < f.fragCount; i++) {
+      const seq = (f.firstSeq + i) >>> 0;
+      this.loss.record(f.epoch, seq);
+      if (recover) this.gaps.record(f.epoch, seq, nowMs, i, f.fragCount);
+      this.highestSeq = seq;
+    }
   }
 }
 
@@ -59,6 +106,15 @@ export class Subscription {
   /** When the latest whole video frame arrived. */
   lastFrameMs = 0;
   recorder: StreamRecorder | null = null;
+  /** The run whose frames are accepted; null until the broker has named one. */
+  #run: ProducerRun | null = null;
+  #opener: FrameOpener | null = null;
+  readonly #passKey: (() => Buffer) | null;
+  readonly #onProblem: (text: string) => void;
+  #problem: string | null = null;
+  #forged = 0;
+  #undecryptable = 0;
+  #foreign = 0;
   readonly #recovery: RecoveryOptions;
   readonly #tracks: readonly [TrackState, TrackState];
   readonly #jitter = new JitterEstimator();
@@ -79,29 +135,57 @@ export class Subscription {
   fps = 0;
   kbps = 0;
 
-  constructor(id: number, recovery: RecoveryOptions) {
+  /**
+   * `passKey`: the key of the client's passphrase for this producer ID (computed when first
+   * needed), or null. `onProblem`: one line for a person when frames cannot be shown, once per cause.
+   */
+  constructor(id: number, recovery: RecoveryOptions, opts: { passKey?: (() => Buffer) | null; onProblem?: (text: string) => void } = {}) {
     this.id = id;
     this.#recovery = recovery;
-    this.#tracks = [new TrackState(recovery), new TrackState(recovery)];
+    this.#passKey = opts.passKey ?? null;
+    this.#onProblem = opts.onProblem ?? (() => {});
+    this.#tracks = [
+      new TrackState(recovery, (f) => this.#verify(f)),
+      new TrackState(recovery, (f) => this.#verify(f)),
+    ];
+  }
+
+  get run(): ProducerRun | null {
+    return this.#run;
+  }
+
+  /** The run the broker named (SUBSCRIBE ACK, NOTICE PRODUCER_ONLINE); its frames alone are accepted from now on. */
+  setRun(run: ProducerRun): void {
+    if (this.#run !== null && this.#run.epoch === run.epoch && this.#opener?.isFor(run.frameKey) === true && this.#run.encrypted === run.encrypted) return;
+    this.#run = run;
+    this.#problem = null;
+    this.#opener = new FrameOpener({ frameKey: run.frameKey, encrypted: run.encrypted, passKey: run.encrypted && this.#passKey !== null ? this.#passKey() : null });
   }
 
   /** Takes one MEDIA datagram; returns the video frames it releases, in order. */
   push(m: MediaMessage, nowMs: number): readonly CompletedFrame[] {
+    // PROTOCOL.md §3.7: only the run the broker named in an authenticated message is looked at.
+    if (this.#run === null || m.epoch !== this.#run.epoch) {
+      this.#foreign++;
+      return NO_FRAMES;
+    }
     this.lastHeardMs = nowMs;
     const t = this.#tracks[m.track];
-    if ((m.flags & MediaFlag.RETRANSMIT) !== 0) {
-      this.#retransmits++;
-    } else {
-      this.#packets++;
-      t.loss.record(m.epoch, m.seq);
-      if (m.track === Track.VIDEO) {
-        if (m.epoch !== this.#jitterEpoch) this.#jitter.reset();
-        this.#jitterEpoch = m.epoch;
-        this.#jitter.record(m.timestampMs, nowMs);
-      }
-    }
-    if (this.#recovery.latencyMs > 0) t.gaps.record(m.epoch, m.seq, nowMs, m.fragIndex, m.fragCount);
+    if ((m.flags & MediaFlag.RETRANSMIT) !== 0) this.#retransmits++;
+    else this.#packets++;
+    if (t.inWindow(m.seq)) t.count(m, nowMs, this.#recovery.latencyMs > 0);
     return this.#deliver(m.track, t.frames.push(m, nowMs), nowMs);
+  }
+
+  /** The reassemblers' check of a whole frame: the run's signature; a verified frame outside the seq window moves it. */
+  #verify(f: CompletedFrame): boolean {
+    if (this.#opener === null || !this.#opener.verify({ producerId: this.id, epoch: f.epoch, track: f.track, frameNo: f.frameNo, timestampMs: f.timestampMs }, f.data)) {
+      this.#forged++;
+      return false;
+    }
+    const t = this.#tracks[f.track];
+    if (!t.inWindow(f.firstSeq)) t.jumpTo(f, f.firstSeenMs, this.#recovery.latencyMs > 0);
+    return true;
   }
 
   /** Gives up what can no longer be recovered, rolls the rate window; returns video frames released. */
@@ -171,6 +255,9 @@ export class Subscription {
       audioChunks: this.#audioChunks,
       audioBytes: this.#audioBytes,
       audioDropped: audio.frames.counters.framesDropped,
+      framesForged: this.#forged,
+      framesUndecryptable: this.#undecryptable,
+      foreignDatagrams: this.#foreign,
     };
   }
 
@@ -180,14 +267,30 @@ export class Subscription {
     this.recorder = null;
   }
 
+  /** Frames released in order, verified: decrypted when they are encrypted, counted, recorded. */
   #deliver(track: Track, frames: readonly CompletedFrame[], nowMs: number): readonly CompletedFrame[] {
-    for (const frame of frames) {
+    if (frames.length === 0) return NO_FRAMES;
+    let video: CompletedFrame[] | null = null;
+    for (const sealed of frames) {
+      const opened = this.#opener!.open({ producerId: this.id, epoch: sealed.epoch, track, frameNo: sealed.frameNo, timestampMs: sealed.timestampMs }, sealed.data);
+      if (!opened.ok) {
+        this.#undecryptable++;
+        this.#report(opened.why === 'encrypted'
+          ? `${formatProducerId(this.id)} is encrypted: start the client with --passphrase (or PASSPHRASE) to watch it`
+          : `${formatProducerId(this.id)}: frames do not decrypt with this passphrase (wrong passphrase?)`);
+        continue;
+      }
+      const frame: CompletedFrame = { ...sealed, data: opened.data };
       if (track === Track.AUDIO) {
         this.#audioChunks++;
         this.#audioBytes += frame.data.length;
         this.recorder?.writeAudio(frame.data, this.metadata?.audio ?? null);
         continue;
       }
+      // Jitter per verified frame (RFC 3550 §6.4.1 transit of its first fragment): forged datagrams cannot move it.
+      if (frame.epoch !== this.#jitterEpoch) this.#jitter.reset();
+      this.#jitterEpoch = frame.epoch;
+      this.#jitter.record(frame.timestampMs, frame.firstSeenMs);
       if (this.#frames === 0) this.firstFrameMs = nowMs;
       this.lastFrameMs = nowMs;
       this.#frames++;
@@ -195,7 +298,14 @@ export class Subscription {
       this.#windowFrames++;
       this.#windowBytes += frame.data.length;
       this.recorder?.writeVideo(frame.data);
+      (video ??= []).push(frame);
     }
-    return track === Track.VIDEO ? frames : NO_FRAMES;
+    return video ?? NO_FRAMES;
+  }
+
+  #report(text: string): void {
+    if (this.#problem === text) return;
+    this.#problem = text;
+    this.#onProblem(text);
   }
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { DEFAULT_MAX_DATAGRAM_BYTES } from '../protocol/constants.ts';
-import { parseDatagramBytes, parseIntIn, parseLogLevel } from './config.ts';
+import { ConfigError, parseDatagramBytes, parseIntIn, parseLogLevel } from './config.ts';
 import { option } from './run.ts';
 
 /** PROTOCOL.md §5.1-5.2 defaults, shared by every role so their timers agree. */
@@ -38,4 +38,22 @@ export function addLatencyOption(program: Command, env: Readonly<Record<string, 
   const parse = (v: string, what: string): number => parseIntIn(v, what, 0, 10_000);
   return program.option('--latency-ms <ms>', `${help} (LATENCY_MS)`, option('--latency-ms', (v) => parse(v, 'latency')),
     parse(env.LATENCY_MS ?? String(DEFAULT_LATENCY_MS), 'LATENCY_MS'));
+}
+
+/** SRT's bounds for a passphrase: long enough that the scrypt cost makes guessing slow. */
+export const MIN_PASSPHRASE_CHARS = 10;
+export const MAX_PASSPHRASE_CHARS = 79;
+
+function parsePassphrase(v: string, what: string): string | null {
+  if (v === '') return null;
+  if (v.length < MIN_PASSPHRASE_CHARS || v.length > MAX_PASSPHRASE_CHARS) {
+    throw new ConfigError(`${what} must be ${MIN_PASSPHRASE_CHARS} to ${MAX_PASSPHRASE_CHARS} characters, got ${v.length}`);
+  }
+  return v;
+}
+
+/** --passphrase (PASSPHRASE): frames encrypted end to end (PROTOCOL.md §3.7); the broker needs none. */
+export function addPassphraseOption(program: Command, env: Readonly<Record<string, string | undefined>>, help: string): Command {
+  return program.option('--passphrase <text>', `${help} (PASSPHRASE; the variable keeps it out of ps)`, option('--passphrase', (v) => parsePassphrase(v, 'passphrase')),
+    parsePassphrase(env.PASSPHRASE ?? '', 'PASSPHRASE'));
 }

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import {
   ConfigError, loadEnv, parseEndpoint, parseIdOrAuto, parseIntIn, parseNumberIn, type LogLevel,
 } from '../common/config.ts';
-import { addSharedOptions } from '../common/options.ts';
+import { addPassphraseOption, addSharedOptions } from '../common/options.ts';
 import { newProgram, option } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 
@@ -19,6 +19,7 @@ export interface ProducerConfig {
   readonly heartbeatIntervalMs: number;
   readonly leaseIntervals: number;
   readonly secret: string | null;
+  readonly passphrase: string | null;
   readonly logLevel: LogLevel;
   readonly logFile: string | undefined;
 }
@@ -39,6 +40,7 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
     .option('--start-delay-ms <ms>', 'wait before streaming (PRODUCER_START_DELAY_MS)', option('--start-delay-ms', (v) => parseIntIn(v, 'start delay', 0, 3_600_000)), parseIntIn(env.PRODUCER_START_DELAY_MS ?? '0', 'PRODUCER_START_DELAY_MS', 0, 3_600_000))
     .option('--log-file <path>', 'write logs to this file instead of stderr');
   addSharedOptions(program, env, { lease: 'missed answers before the broker counts as unreachable', datagram: 'largest datagram sent' });
+  addPassphraseOption(program, env, 'encrypt every frame end to end; viewers need the same passphrase');
   program.parse(argv as string[], { from: 'node' });
   const o = program.opts();
   if (o.id === undefined) throw new ConfigError('--id is required (or PRODUCER_ID in .env)');
@@ -56,6 +58,7 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
     leaseIntervals: o.leaseIntervals as number,
     // From the environment only: a secret on the command line would show in `ps`.
     secret: env.PRODUCER_SECRET === undefined || env.PRODUCER_SECRET === '' ? null : env.PRODUCER_SECRET,
+    passphrase: (o.passphrase as string | null | undefined) ?? null,
     logLevel: o.logLevel as LogLevel,
     logFile: o.logFile as string | undefined,
   });

@@ -18,7 +18,7 @@ await runMain('producer', async () => {
     options: {
       producerId: config.producerId, title: config.title, fps: config.fps, loop: config.loop,
       maxDatagramBytes: config.maxDatagramBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals,
-      secret: config.secret,
+      secret: config.secret, passphrase: config.passphrase,
     },
   });
   socket.on('message', (msg) => producer.link.handleDatagram(msg));

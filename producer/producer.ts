@@ -5,6 +5,7 @@ import { announceAuth } from '../protocol/session-crypto.ts';
 import { GoodbyeReason, MediaFlag, MessageType, Role, Status, STATUS_TEXT, Track } from '../protocol/constants.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 import { MediaPacketizer } from '../protocol/packetizer.ts';
+import { FrameSealer } from '../protocol/frame-seal.ts';
 import { audioChunk, type MediaSource } from './source.ts';
 
 export interface ProducerOptions {
@@ -17,6 +18,8 @@ export interface ProducerOptions {
   readonly leaseIntervals: number;
   /** Proves this ID's secret in ANNOUNCE, bound to the session (PROTOCOL.md §4.1). */
   readonly secret: string | null;
+  /** Encrypts every frame end to end (PROTOCOL.md §3.7); null: frames are signed, not encrypted. */
+  readonly passphrase: string | null;
 }
 
 export interface ProducerEvents {
@@ -38,6 +41,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
   readonly #opts: ProducerOptions;
   readonly #clock: () => number;
   readonly #packetizer: MediaPacketizer;
+  readonly #sealer: FrameSealer;
   readonly #epoch = randomInt(1, 0xffffffff);
   #startMs = 0;
   #next = 0;
@@ -52,7 +56,12 @@ export class Producer extends EventEmitter<ProducerEvents> {
     this.#source = args.source;
     this.#opts = args.options;
     this.#clock = args.clock;
-    this.#packetizer = new MediaPacketizer({ producerId: this.#opts.producerId, epoch: this.#epoch, maxDatagramBytes: this.#opts.maxDatagramBytes });
+    // A signing key of this run alone: frames of another run (or a forger) never verify with it.
+    this.#sealer = new FrameSealer({ producerId: this.#opts.producerId, passphrase: this.#opts.passphrase });
+    this.#packetizer = new MediaPacketizer({
+      producerId: this.#opts.producerId, epoch: this.#epoch, maxDatagramBytes: this.#opts.maxDatagramBytes,
+      seal: (f, body) => this.#sealer.seal(f, body),
+    });
     this.link = new BrokerSession({
       socket: args.socket, clock: args.clock,
       options: {
@@ -74,6 +83,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
       title: this.#opts.title,
       video: { codec: 'mjpeg', width: s.width, height: s.height, fps: this.#opts.fps },
       audio: s.audio === null ? null : { codec: s.audio.codec, sampleRate: s.audio.sampleRate, channels: s.audio.channels },
+      ...(this.#sealer.encrypted ? { encrypted: true } : {}),
     };
   }
 
@@ -87,7 +97,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
         const secret = this.#opts.secret;
         const id = this.#opts.producerId;
         const r = await this.link.request((s) => ({
-          type: MessageType.ANNOUNCE, producerId: id, requestId: 0, epoch: this.#epoch, metadata: this.metadata,
+          type: MessageType.ANNOUNCE, producerId: id, requestId: 0, epoch: this.#epoch, frameKey: this.#sealer.publicKey, metadata: this.metadata,
           auth: secret === null ? Buffer.alloc(0) : announceAuth(secret, s.keys.binding, id),
         }));
         if (this.#stopped) return false;

@@ -3,7 +3,7 @@ import {
   CONTROL_HEADER_BYTES, MAGIC, MAX_UDP_PAYLOAD_BYTES, MEDIA_HEADER_BYTES, MessageType, Role, Status, Track, VERSION,
   GoodbyeReason, NoticeEvent, MIN_HELLO_BYTES, TOKEN_BYTES, ANNOUNCE_AUTH_BYTES, NAK_FIXED_BYTES, NAK_RANGE_BYTES,
   MAX_NAK_RANGES, MAX_NAK_RANGE_LENGTH, RECEIVER_REPORT_BYTES, MEDIA_TOKEN_OFFSET, MEDIA_TOKEN_BYTES, PUBLIC_KEY_BYTES, TAG_BYTES,
-  SESSION_ID_OFFSET, PACKET_NUMBER_OFFSET, REQUEST_ID_OFFSET, PATH_NONCE_BYTES, HEARTBEAT_BODY_BYTES, SESSION_UNKNOWN_BODY_BYTES,
+  SESSION_ID_OFFSET, PACKET_NUMBER_OFFSET, REQUEST_ID_OFFSET, PATH_NONCE_BYTES, FRAME_KEY_BYTES, NOTICE_ONLINE_BODY_BYTES, NOTICE_FLAG_ENCRYPTED, HEARTBEAT_BODY_BYTES, SESSION_UNKNOWN_BODY_BYTES,
 } from './constants.ts';
 import { ProtocolError, ProtocolErrorCode as E } from './errors.ts';
 import {
@@ -46,6 +46,8 @@ interface Control {
 export interface AnnounceMessage extends Control {
   readonly type: typeof MessageType.ANNOUNCE;
   readonly epoch: number;
+  /** The run's Ed25519 public key: every frame of this epoch is signed with it (PROTOCOL.md §3.7). */
+  readonly frameKey: Buffer;
   /** Empty, or ANNOUNCE_AUTH_BYTES proving the ID's secret within this session (PROTOCOL.md §4.1). */
   readonly auth: Buffer;
   readonly metadata: StreamMetadata;
@@ -62,6 +64,9 @@ export interface AckDetail {
   readonly token?: Buffer;
   /** With status OK to a HELLO: the broker's ephemeral X25519 public key (PROTOCOL.md §4.9). */
   readonly publicKey?: Buffer;
+  /** With status OK to a SUBSCRIBE: the producer's current run, and the key its frames are signed with (PROTOCOL.md §3.7). */
+  readonly epoch?: number;
+  readonly frameKey?: Buffer;
 }
 export interface AckMessage extends Control {
   readonly type: typeof MessageType.ACK;
@@ -78,7 +83,11 @@ export interface ListReplyMessage extends Control {
 }
 export interface GoodbyeMessage extends Control { readonly type: typeof MessageType.GOODBYE; readonly reason: GoodbyeReason }
 export interface HeartbeatMessage extends Control { readonly type: typeof MessageType.HEARTBEAT; readonly role: Role }
-export interface NoticeMessage extends Control { readonly type: typeof MessageType.NOTICE; readonly event: NoticeEvent }
+/** PRODUCER_ONLINE also names the run now live, and its frame key (PROTOCOL.md §4.8, §3.7). */
+export type NoticeMessage = Control & { readonly type: typeof MessageType.NOTICE } & (
+  | { readonly event: typeof NoticeEvent.PRODUCER_ONLINE; readonly epoch: number; readonly frameKey: Buffer; readonly encrypted: boolean }
+  | { readonly event: typeof NoticeEvent.PRODUCER_OFFLINE | typeof NoticeEvent.PRODUCER_ENDED }
+);
 export interface StatsMessage extends Control { readonly type: typeof MessageType.STATS }
 /** A peer opening a session: empty token first, then the broker's token echoed, with its ephemeral key (PROTOCOL.md §4.9). */
 export interface HelloMessage extends Control {
@@ -180,9 +189,11 @@ export function encodeMedia(m: MediaFields, maxBytes = MAX_UDP_PAYLOAD_BYTES): B
 function controlBody(m: ControlMessage): Buffer {
   switch (m.type) {
     case MessageType.ANNOUNCE: {
-      const head = Buffer.allocUnsafe(5);
+      if (m.frameKey.length !== FRAME_KEY_BYTES) throw new ProtocolError(E.BAD_FIELD, `ANNOUNCE frameKey must be ${FRAME_KEY_BYTES} bytes`);
+      const head = Buffer.allocUnsafe(4 + FRAME_KEY_BYTES + 1);
       head.writeUInt32BE(m.epoch >>> 0, 0);
-      head[4] = m.auth.length;
+      m.frameKey.copy(head, 4);
+      head[4 + FRAME_KEY_BYTES] = m.auth.length;
       return Buffer.concat([head, m.auth, packr.pack(m.metadata)]);
     }
     case MessageType.ACK: {
@@ -214,8 +225,16 @@ function controlBody(m: ControlMessage): Buffer {
       body.writeUInt32BE(m.unknownSessionId >>> 0, 0);
       return body;
     }
-    case MessageType.NOTICE:
-      return Buffer.from([m.event]);
+    case MessageType.NOTICE: {
+      if (m.event !== NoticeEvent.PRODUCER_ONLINE) return Buffer.from([m.event]);
+      if (m.frameKey.length !== FRAME_KEY_BYTES) throw new ProtocolError(E.BAD_FIELD, `NOTICE frameKey must be ${FRAME_KEY_BYTES} bytes`);
+      const body = Buffer.allocUnsafe(NOTICE_ONLINE_BODY_BYTES);
+      body[0] = m.event;
+      body[1] = m.encrypted ? NOTICE_FLAG_ENCRYPTED : 0;
+      body.writeUInt32BE(m.epoch >>> 0, 2);
+      m.frameKey.copy(body, 6);
+      return body;
+    }
     case MessageType.STATS_REPLY:
       return packr.pack(m.stats);
     case MessageType.NAK: {
@@ -351,6 +370,11 @@ function decodeAckDetail(buf: Buffer): AckDetail {
     if (!(raw.publicKey instanceof Uint8Array) || raw.publicKey.length !== PUBLIC_KEY_BYTES) throw new ProtocolError(E.BAD_FIELD, `ACK publicKey must be ${PUBLIC_KEY_BYTES} bytes`);
     detail.publicKey = Buffer.from(raw.publicKey);
   }
+  if (raw.epoch !== undefined) detail.epoch = checkInt(raw.epoch, 'ACK epoch', 0, 0xffffffff);
+  if (raw.frameKey !== undefined) {
+    if (!(raw.frameKey instanceof Uint8Array) || raw.frameKey.length !== FRAME_KEY_BYTES) throw new ProtocolError(E.BAD_FIELD, `ACK frameKey must be ${FRAME_KEY_BYTES} bytes`);
+    detail.frameKey = Buffer.from(raw.frameKey);
+  }
   return detail;
 }
 
@@ -368,15 +392,16 @@ function decodeControl(whole: Buffer, type: MessageType, producerId: number): Co
   const base = { producerId, requestId, sessionId, packetNo: buf.readUInt32BE(PACKET_NUMBER_OFFSET) };
   switch (type) {
     case MessageType.ANNOUNCE: {
-      if (buf.length < CONTROL_HEADER_BYTES + 6) throw new ProtocolError(E.TOO_SHORT, 'ANNOUNCE body shorter than its epoch, auth length and metadata');
+      if (buf.length < CONTROL_HEADER_BYTES + 6 + FRAME_KEY_BYTES) throw new ProtocolError(E.TOO_SHORT, 'ANNOUNCE body shorter than its epoch, frame key, auth length and metadata');
       const epoch = buf.readUInt32BE(CONTROL_HEADER_BYTES);
-      const authBytes = buf[CONTROL_HEADER_BYTES + 4];
+      const frameKey = Buffer.from(buf.subarray(CONTROL_HEADER_BYTES + 4, CONTROL_HEADER_BYTES + 4 + FRAME_KEY_BYTES));
+      const authBytes = buf[CONTROL_HEADER_BYTES + 4 + FRAME_KEY_BYTES];
       if (authBytes !== 0 && authBytes !== ANNOUNCE_AUTH_BYTES) throw new ProtocolError(E.BAD_FIELD, `ANNOUNCE auth must be 0 or ${ANNOUNCE_AUTH_BYTES} bytes, not ${authBytes}`);
-      const authStart = CONTROL_HEADER_BYTES + 5;
+      const authStart = CONTROL_HEADER_BYTES + 5 + FRAME_KEY_BYTES;
       const auth = buf.subarray(authStart, authStart + authBytes);
       if (auth.length !== authBytes) throw new ProtocolError(E.TOO_SHORT, 'ANNOUNCE cut short in its auth field');
       const metadata = parseStreamMetadata(unpackBody(buf, authStart + authBytes, 'ANNOUNCE'));
-      return { type, ...base, epoch, auth, metadata };
+      return { type, ...base, epoch, frameKey, auth, metadata };
     }
     case MessageType.SUBSCRIBE:
     case MessageType.UNSUBSCRIBE:
@@ -423,8 +448,18 @@ function decodeControl(whole: Buffer, type: MessageType, producerId: number): Co
     case MessageType.SESSION_UNKNOWN:
       needBody(buf, SESSION_UNKNOWN_BODY_BYTES, 'SESSION_UNKNOWN');
       return { type, ...base, unknownSessionId: buf.readUInt32BE(CONTROL_HEADER_BYTES) };
-    case MessageType.NOTICE:
-      return { type, ...base, event: oneByte(buf, NOTICE_VALUES, 'NOTICE event') as NoticeEvent };
+    case MessageType.NOTICE: {
+      if (buf[CONTROL_HEADER_BYTES] !== NoticeEvent.PRODUCER_ONLINE || buf.length === CONTROL_HEADER_BYTES) {
+        const event = oneByte(buf, NOTICE_VALUES, 'NOTICE event') as typeof NoticeEvent.PRODUCER_OFFLINE | typeof NoticeEvent.PRODUCER_ENDED;
+        return { type, ...base, event };
+      }
+      needBody(buf, NOTICE_ONLINE_BODY_BYTES, 'NOTICE PRODUCER_ONLINE');
+      const flags = buf[CONTROL_HEADER_BYTES + 1];
+      if ((flags & ~NOTICE_FLAG_ENCRYPTED) !== 0) throw new ProtocolError(E.BAD_FIELD, `NOTICE flags 0x${flags.toString(16)} has undefined bits`);
+      const epoch = buf.readUInt32BE(CONTROL_HEADER_BYTES + 2);
+      const frameKey = Buffer.from(buf.subarray(CONTROL_HEADER_BYTES + 6, CONTROL_HEADER_BYTES + NOTICE_ONLINE_BODY_BYTES));
+      return { type, ...base, event: NoticeEvent.PRODUCER_ONLINE, epoch, frameKey, encrypted: (flags & NOTICE_FLAG_ENCRYPTED) !== 0 };
+    }
     case MessageType.STATS_REPLY: {
       const raw = unpackBody(buf, CONTROL_HEADER_BYTES, 'STATS_REPLY');
       if (!isRecord(raw)) throw new ProtocolError(E.BAD_BODY, 'STATS_REPLY body must be a map');

@@ -21,6 +21,11 @@ export const REQUEST_ID_OFFSET = 16;
 export const TAG_BYTES = 16;
 /** X25519 public keys travel raw (RFC 7748). */
 export const PUBLIC_KEY_BYTES = 32;
+/** A producer run's Ed25519 public key, raw (RFC 8032), and the signature that ends every frame (PROTOCOL.md §3.7). */
+export const FRAME_KEY_BYTES = 32;
+export const FRAME_SIGNATURE_BYTES = 64;
+/** AES-256-GCM tag after an encrypted frame's ciphertext (PROTOCOL.md §3.7). */
+export const FRAME_GCM_TAG_BYTES = 16;
 
 
 /** Largest UDP payload over IPv4 (65535 - 20 IP - 8 UDP). */
@@ -123,6 +128,10 @@ export const NoticeEvent = {
   PRODUCER_ENDED: 3,
 } as const;
 export type NoticeEvent = (typeof NoticeEvent)[keyof typeof NoticeEvent];
+/** NOTICE PRODUCER_ONLINE body: event, flags, epoch, frame key (PROTOCOL.md §4.8); the other events are one byte. */
+export const NOTICE_ONLINE_BODY_BYTES = 1 + 1 + 4 + FRAME_KEY_BYTES;
+/** NOTICE PRODUCER_ONLINE flags: the run's frames are encrypted (PROTOCOL.md §3.7). */
+export const NOTICE_FLAG_ENCRYPTED = 0x01;
 
 /** GOODBYE reasons (PROTOCOL.md §4.6). */
 export const GoodbyeReason = {

@@ -45,6 +45,12 @@ export class GapTracker {
     return this.#epoch;
   }
 
+  /** Forgets what is missing; the next datagram starts the count again (a verified jump). */
+  restart(): void {
+    this.#epoch = null;
+    this.#missing.clear();
+  }
+
   get missingCount(): number {
     return this.#missing.size;
   }

@@ -41,6 +41,13 @@ export class LossCounter {
     if (seq < this.#base) this.#base = seq;
   }
 
+  /** The next datagram starts a new count (a verified jump past the window); totals are kept. */
+  restart(): void {
+    this.#lostBefore = this.lost;
+    this.#expectedBefore = this.expected;
+    this.#epoch = null;
+  }
+
   get expected(): number {
     return this.#expectedBefore + (this.#epoch === null ? 0 : this.#highest - this.#base + 1);
   }

@@ -17,6 +17,8 @@ export interface StreamMetadata {
   readonly title: string;
   readonly video: VideoInfo;
   readonly audio: AudioInfo | null;
+  /** Frames are encrypted with a passphrase (PROTOCOL.md §3.7); absent means false. */
+  readonly encrypted?: boolean;
 }
 /** One row of a LIST_REPLY (PROTOCOL.md §4.4). */
 export interface ProducerInfo {
@@ -60,6 +62,7 @@ export function parseStreamMetadata(v: unknown, field = 'metadata'): StreamMetad
       channels: int(v.audio.channels, `${field}.audio.channels`, 1, 8),
     };
   }
+  if (v.encrypted !== undefined && typeof v.encrypted !== 'boolean') fail(`${field}.encrypted`, 'must be a boolean');
   return {
     title: str(v.title, `${field}.title`, MAX_TITLE_CHARS),
     video: {
@@ -69,6 +72,7 @@ export function parseStreamMetadata(v: unknown, field = 'metadata'): StreamMetad
       fps: num(video.fps, `${field}.video.fps`, 0, 1000),
     },
     audio,
+    ...(v.encrypted === true ? { encrypted: true } : {}),
   };
 }
 

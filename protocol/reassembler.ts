@@ -11,12 +11,21 @@ export interface ReassemblerOptions {
    * the frames after it while a retransmission can still fill it. 0 gives up at once.
    */
   readonly holdMs: number;
+  /** Bytes of fragments and frames held at once; beyond this the oldest gap is given up. */
+  readonly maxBytesInFlight: number;
+  /**
+   * Whether a whole frame is the producer's (its signature, PROTOCOL.md §3.7). A frame that fails
+   * is thrown away and counted; its number stays open for the real one. Absent: every frame is.
+   */
+  readonly verify: ((frame: CompletedFrame) => boolean) | null;
 }
 
 export const DEFAULT_REASSEMBLER_OPTIONS: ReassemblerOptions = Object.freeze({
   maxFramesInFlight: 32,
   maxFrameBytes: 4 * 1024 * 1024,
   holdMs: 120,
+  maxBytesInFlight: 16 * 1024 * 1024,
+  verify: null,
 });
 
 export interface CompletedFrame {
@@ -25,6 +34,11 @@ export interface CompletedFrame {
   readonly frameNo: number;
   readonly timestampMs: number;
   readonly data: Buffer;
+  /** Sequence number of its first fragment; its fragments have the fragCount seqs from there. */
+  readonly firstSeq: number;
+  readonly fragCount: number;
+  /** When its first fragment arrived. */
+  readonly firstSeenMs: number;
 }
 
 export interface ReassemblerCounters {
@@ -35,8 +49,10 @@ export interface ReassemblerCounters {
   /** Fragments of frames already delivered or given up. */
   fragmentsLate: number;
   fragmentsDuplicate: number;
-  /** Fragments that contradict the frame's earlier fragments, or are too large. */
+  /** Fragments that contradict the frame's earlier fragments, are too large, or were evicted unfinished. */
   fragmentsRejected: number;
+  /** Whole frames whose signature failed: forged, or corrupted on the way (PROTOCOL.md §3.7). */
+  framesForged: number;
 }
 
 interface PendingFrame {
@@ -44,8 +60,10 @@ interface PendingFrame {
   readonly timestampMs: number;
   readonly frameBytes: number;
   readonly fragCount: number;
+  readonly firstSeq: number;
   readonly firstSeenMs: number;
-  readonly parts: Map<number, Buffer>;
+  /** Fragments by index; each keeps its offset, checked when the frame is whole. */
+  readonly parts: Map<number, MediaMessage>;
   bytes: number;
 }
 
@@ -65,7 +83,7 @@ const NONE: readonly CompletedFrame[] = Object.freeze([]);
  */
 export class FrameReassembler {
   readonly counters: ReassemblerCounters = {
-    framesComplete: 0, framesDropped: 0, fragmentsLate: 0, fragmentsDuplicate: 0, fragmentsRejected: 0,
+    framesComplete: 0, framesDropped: 0, fragmentsLate: 0, fragmentsDuplicate: 0, fragmentsRejected: 0, framesForged: 0,
   };
   readonly #opts: ReassemblerOptions;
   readonly #pending = new Map<number, PendingFrame>();
@@ -73,6 +91,7 @@ export class FrameReassembler {
   #epoch: number | null = null;
   /** Highest frame number released or given up; nothing at or below it is released. -1: none yet. */
   #floor = -1;
+  #bytesInFlight = 0;
 
   constructor(opts: Partial<ReassemblerOptions> = {}) {
     this.#opts = { ...DEFAULT_REASSEMBLER_OPTIONS, ...opts };
@@ -100,24 +119,28 @@ export class FrameReassembler {
       return out ?? NONE;
     }
     let frame = this.#pending.get(m.frameNo);
-    let data: Buffer;
-    let firstSeenMs = nowMs;
+    const firstSeq = (m.seq - m.fragIndex) >>> 0;
+    let done: CompletedFrame;
     if (frame === undefined && m.fragCount === 1) {
-      data = m.payload;
+      done = { track: m.track, epoch: m.epoch, frameNo: m.frameNo, timestampMs: m.timestampMs, data: m.payload, firstSeq, fragCount: 1, firstSeenMs: nowMs };
     } else {
       if (frame === undefined) {
-        out = this.#makeRoom(out);
+        out = this.#makeRoom(out, m.payload.length);
         if (m.frameNo <= this.#floor) {
           // Making room gave up this frame's gap, and the frame with it.
           this.counters.fragmentsLate++;
           return out ?? NONE;
         }
         frame = {
-          frameNo: m.frameNo, timestampMs: m.timestampMs, frameBytes: m.frameBytes, fragCount: m.fragCount,
+          frameNo: m.frameNo, timestampMs: m.timestampMs, frameBytes: m.frameBytes, fragCount: m.fragCount, firstSeq,
           firstSeenMs: nowMs, parts: new Map(), bytes: 0,
         };
         this.#pending.set(m.frameNo, frame);
-      } else if (frame.frameBytes !== m.frameBytes || frame.fragCount !== m.fragCount) {
+      } else if (
+        frame.frameBytes !== m.frameBytes || frame.fragCount !== m.fragCount || frame.firstSeq !== firstSeq ||
+        frame.timestampMs !== m.timestampMs || frame.bytes + m.payload.length > frame.frameBytes
+      ) {
+        // PROTOCOL.md §3.4: a fragment that contradicts the frame's first one (or would overfill it) is refused.
         this.counters.fragmentsRejected++;
         return out ?? NONE;
       }
@@ -126,31 +149,41 @@ export class FrameReassembler {
         return out ?? NONE;
       }
       // The payload is a view of its own datagram: kept, not copied, until the frame is whole.
-      frame.parts.set(m.fragIndex, m.payload);
+      frame.parts.set(m.fragIndex, m);
       frame.bytes += m.payload.length;
+      this.#bytesInFlight += m.payload.length;
       if (frame.parts.size < frame.fragCount) return out ?? NONE;
-      this.#pending.delete(m.frameNo);
-      if (frame.bytes !== frame.frameBytes) {
-        // Fragments that overlap or leave holes: the frame counts as missing (given up with its gap).
+      this.#dropPending(frame);
+      const data = this.#join(frame);
+      if (data === null) {
+        // Fragments that overlap or leave holes: refused; the frame number stays open.
         this.counters.fragmentsRejected++;
         return this.#release(out, nowMs);
       }
-      const ordered: Buffer[] = new Array(frame.fragCount);
-      for (let i = 0; i < frame.fragCount; i++) ordered[i] = frame.parts.get(i)!;
-      data = Buffer.concat(ordered, frame.frameBytes);
-      firstSeenMs = frame.firstSeenMs;
+      done = { track: m.track, epoch: m.epoch, frameNo: m.frameNo, timestampMs: frame.timestampMs, data, firstSeq, fragCount: frame.fragCount, firstSeenMs: frame.firstSeenMs };
     }
-    const done: CompletedFrame = { track: m.track, epoch: this.#epoch!, frameNo: m.frameNo, timestampMs: frame?.timestampMs ?? m.timestampMs, data };
+    if (this.#opts.verify !== null && !this.#opts.verify(done)) {
+      // Not the producer's: it neither moves the floor nor takes the number from the real frame.
+      this.counters.framesForged++;
+      return this.#release(out, nowMs);
+    }
     if (this.#floor < 0) {
       // The first frame of an epoch: nothing before it is awaited.
       this.#giveUpThrough(m.frameNo - 1);
       this.counters.framesComplete++;
       (out ??= []).push(done);
       this.#floor = m.frameNo;
+    } else if (m.frameNo === this.#floor + 1) {
+      this.counters.framesComplete++;
+      (out ??= []).push(done);
+      this.#floor = m.frameNo;
     } else {
-      if (m.frameNo !== this.#floor + 1) out = this.#makeRoom(out);
+      out = this.#makeRoom(out, done.data.length);
       // (Making room may have given this frame up with its gap; it is counted dropped then.)
-      if (m.frameNo > this.#floor) this.#held.set(m.frameNo, { frame: done, firstSeenMs });
+      if (m.frameNo > this.#floor) {
+        this.#held.set(m.frameNo, { frame: done, firstSeenMs: done.firstSeenMs });
+        this.#bytesInFlight += done.data.length;
+      }
     }
     return this.#release(out, nowMs);
   }
@@ -160,6 +193,26 @@ export class FrameReassembler {
     return this.#release(null, nowMs) ?? NONE;
   }
 
+  /**
+   * The frame's bytes, when its fragments tile [0, frameBytes) exactly by their offsets
+   * (PROTOCOL.md §3.4); null when they overlap or leave a hole.
+   */
+  #join(frame: PendingFrame): Buffer | null {
+    const data = Buffer.allocUnsafe(frame.frameBytes);
+    let offset = 0;
+    for (let i = 0; i < frame.fragCount; i++) {
+      const part = frame.parts.get(i)!;
+      if (part.fragOffset !== offset) return null;
+      offset += part.payload.copy(data, offset);
+    }
+    return offset === frame.frameBytes ? data : null;
+  }
+
+  #dropPending(frame: PendingFrame): void {
+    this.#pending.delete(frame.frameNo);
+    this.#bytesInFlight -= frame.bytes;
+  }
+
   /** Releases held frames that are next in order, giving up gaps older than holdMs. */
   #release(out: CompletedFrame[] | null, nowMs: number): readonly CompletedFrame[] {
     for (;;) {
@@ -167,7 +220,7 @@ export class FrameReassembler {
       // The gap at floor + 1: since when has it been known, and is its time up?
       const since = this.#gapSinceMs();
       if (since === Infinity || nowMs - since < this.#opts.holdMs) return out ?? NONE;
-      this.#giveUpGap();
+      if (!this.#giveUpGap()) return out ?? NONE;
     }
   }
 
@@ -175,6 +228,7 @@ export class FrameReassembler {
   #releaseReady(out: CompletedFrame[] | null): CompletedFrame[] | null {
     for (let next = this.#held.get(this.#floor + 1); next !== undefined; next = this.#held.get(this.#floor + 1)) {
       this.#held.delete(this.#floor + 1);
+      this.#bytesInFlight -= next.frame.data.length;
       this.counters.framesComplete++;
       (out ??= []).push(next.frame);
       this.#floor++;
@@ -182,44 +236,76 @@ export class FrameReassembler {
     return out;
   }
 
-  /** When the frame after the floor was first missed: its first fragment, or the first later frame seen. */
+  /**
+   * When the frame after the floor was first missed: its first fragment, or the first verified
+   * later frame. An unfinished later frame proves nothing (anyone can send a fragment), so it
+   * starts no clock. Before the first frame: the oldest unfinished one, so it is cleared in time.
+   */
   #gapSinceMs(): number {
+    let since = Infinity;
+    if (this.#floor < 0) {
+      for (const f of this.#pending.values()) if (f.firstSeenMs < since) since = f.firstSeenMs;
+      return since;
+    }
     const head = this.#pending.get(this.#floor + 1);
     if (head !== undefined) return head.firstSeenMs;
-    let since = Infinity;
-    for (const f of this.#pending.values()) if (f.firstSeenMs < since) since = f.firstSeenMs;
     for (const f of this.#held.values()) if (f.firstSeenMs < since) since = f.firstSeenMs;
     return since;
   }
 
   /**
-   * Gives up the frame after the floor; when nothing of it arrived, the whole run of absent
-   * frames up to the first one seen. Before the first frame, the oldest incomplete frame.
+   * Gives up the frame after the floor when something of it arrived; when nothing did, the run
+   * of absent frames up to the first verified one. Before the first frame, the oldest unfinished
+   * frame. Returns whether the floor moved.
    */
-  #giveUpGap(): void {
+  #giveUpGap(): boolean {
     const head = this.#floor + 1;
     if (this.#floor >= 0 && this.#pending.has(head)) return this.#giveUpThrough(head);
+    if (this.#floor < 0) {
+      // Nothing verified yet, so no floor to move: the oldest unfinished frame is just let go.
+      let oldest: PendingFrame | null = null;
+      for (const f of this.#pending.values()) if (oldest === null || f.firstSeenMs < oldest.firstSeenMs) oldest = f;
+      if (oldest === null) return false;
+      this.#dropPending(oldest);
+      this.counters.framesDropped++;
+      return true;
+    }
     let lowest = Infinity;
-    for (const n of this.#pending.keys()) if (n < lowest) lowest = n;
     for (const n of this.#held.keys()) if (n < lowest) lowest = n;
-    if (lowest === Infinity) return;
-    this.#giveUpThrough(this.#floor < 0 ? lowest : lowest - 1);
+    return lowest !== Infinity && this.#giveUpThrough(lowest - 1);
   }
 
   /** Counts every frame up to `frameNo` not yet released as dropped, and moves the floor there. */
-  #giveUpThrough(frameNo: number): void {
-    if (frameNo <= this.#floor) return;
+  #giveUpThrough(frameNo: number): boolean {
+    if (frameNo <= this.#floor) return false;
     // Before the first frame only the incomplete frames seen count; after it, every frame skipped.
     if (this.#floor >= 0) this.counters.framesDropped += frameNo - this.#floor;
     else for (const n of this.#pending.keys()) if (n <= frameNo) this.counters.framesDropped++;
-    for (const n of this.#pending.keys()) if (n <= frameNo) this.#pending.delete(n);
+    for (const f of this.#pending.values()) if (f.frameNo <= frameNo) this.#dropPending(f);
     this.#floor = frameNo;
+    return true;
   }
 
-  /** Keeps frames in flight under the bound: gives up the oldest gap, releasing what it held. */
-  #makeRoom(out: CompletedFrame[] | null): CompletedFrame[] | null {
-    while (this.framesInFlight >= this.#opts.maxFramesInFlight) {
-      this.#giveUpGap();
+  /**
+   * Keeps frames and bytes in flight under their bounds before `bytes` more are taken. Unfinished
+   * frames beyond the head go first, the furthest ahead first (forged fragments land there, and
+   * an honest one lost that way can still be refilled); then the oldest gap is given up.
+   */
+  #makeRoom(out: CompletedFrame[] | null, bytes: number): CompletedFrame[] | null {
+    const full = (): boolean => this.framesInFlight >= this.#opts.maxFramesInFlight || this.#bytesInFlight + bytes > this.#opts.maxBytesInFlight;
+    while (full()) {
+      let furthest: PendingFrame | null = null;
+      const head = this.#floor < 0 ? -1 : this.#floor + 1;
+      for (const f of this.#pending.values()) if (f.frameNo !== head && (furthest === null || f.frameNo > furthest.frameNo)) furthest = f;
+      if (furthest !== null) {
+        this.#dropPending(furthest);
+        this.counters.fragmentsRejected += furthest.parts.size;
+        continue;
+      }
+      if (!this.#giveUpGap()) {
+        // Only the head is unfinished and nothing verified waits behind it: give the head up.
+        if (this.#floor < 0 || !this.#giveUpThrough(this.#floor + 1)) break;
+      }
       out = this.#releaseReady(out);
     }
     return out;
@@ -234,6 +320,7 @@ export class FrameReassembler {
     this.counters.framesDropped += this.#pending.size;
     this.#pending.clear();
     this.#held.clear();
+    this.#bytesInFlight = 0;
     this.#epoch = epoch;
     this.#floor = -1;
     return out;

@@ -86,7 +86,7 @@ function setup(extra: { fanout?: Fanout; options?: Partial<BrokerOptions> } = {}
     hello(from).keys.mediaToken.copy(d, 40);
     broker.handleDatagram(d, from);
   };
-  const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, auth: Buffer.alloc(0), metadata }, from);
+  const announce = (from = P, id = 0x1aaa99, epoch = 1) => feed({ type: MessageType.ANNOUNCE, producerId: id, requestId: 1, epoch, frameKey: Buffer.alloc(32, 1), auth: Buffer.alloc(0), metadata }, from);
   const subscribe = (from: { address: string; port: number }, id = 0x1aaa99) => feed({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 2 }, from);
   const heartbeat = (from: { address: string; port: number }, role: number, id = 0) => feed({ type: MessageType.HEARTBEAT, producerId: id, requestId: 0, role: role as 1 }, from);
   return { broker, socket, feed, media, announce, hello, subscribe, heartbeat, advance: (ms: number) => { now += ms; broker.sweep(now); } };
@@ -379,7 +379,7 @@ describe('Broker', () => {
       const t = setup({ options: { producerSecrets: new Map([[0x1aaa99, 's3cret']]) } });
       const signed = (from: { address: string; port: number }, epoch: number, secret = 's3cret'): Buffer => {
         const s = t.hello(from);
-        return sealForBroker(s, { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch, auth: announceAuth(secret, s.keys.binding, 0x1aaa99), metadata });
+        return sealForBroker(s, { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch, frameKey: Buffer.alloc(32, 1), auth: announceAuth(secret, s.keys.binding, 0x1aaa99), metadata });
       };
       const status = (port: number) => t.socket.to(port).filter((m) => m.type === MessageType.ACK).map((m) => m.type === MessageType.ACK && m.status);
       return { ...t, signed, status };
@@ -387,7 +387,7 @@ describe('Broker', () => {
 
     it('takes an announce that proves the secret in its session, and refuses unsigned and wrongly signed ones', () => {
       const t = secretSetup();
-      t.feed({ type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 1, auth: Buffer.alloc(0), metadata }, { address: 'x', port: 1 });
+      t.feed({ type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 1, frameKey: Buffer.alloc(32, 1), auth: Buffer.alloc(0), metadata }, { address: 'x', port: 1 });
       t.broker.handleDatagram(t.signed({ address: 'x', port: 2 }, 1, 'guess'), { address: 'x', port: 2 });
       t.broker.handleDatagram(t.signed(P, 1), P);
       expect([1, 2].map((p) => t.status(p)[0])).toEqual([Status.AUTH_FAILED, Status.AUTH_FAILED]);
@@ -402,7 +402,7 @@ describe('Broker', () => {
       const thief = { address: '10.6.6.6', port: 666 };
       const ts = t.hello(thief);
       const stolenAuth = decode(original) as { auth: Buffer };
-      t.broker.handleDatagram(sealForBroker(ts, { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 1, auth: stolenAuth.auth, metadata }), thief);
+      t.broker.handleDatagram(sealForBroker(ts, { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 1, frameKey: Buffer.alloc(32, 1), auth: stolenAuth.auth, metadata }), thief);
       expect(t.status(666)).toEqual([Status.AUTH_FAILED]);
       // The original datagram sent again from another address: not of its session's path, nothing happens.
       t.broker.handleDatagram(original, thief);

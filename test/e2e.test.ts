@@ -99,3 +99,35 @@ describe('bad command-line input', () => {
     expect(p.stderrLines[0]).toBe("broker: BROKER_PORT must be an integer in 0..65535, got 'eighty'");
   });
 });
+
+describe('passphrase encryption end to end (PROTOCOL.md §3.7)', () => {
+  it('records frames byte-identical with the passphrase; says so in one line without it or with another', async () => {
+    const broker = await startBroker();
+    const producer = new Proc('producer/main.ts', ['--id', '3CCC77', '--broker', broker.address, '--rate', '12'], { LOG_LEVEL: 'info', PASSPHRASE: 'correct horse battery' });
+    await producer.waitFor(/"msg":"announced"/);
+    const dirs3 = ['right', 'wrong', 'none'].map(() => mkdtempSync(join(tmpdir(), 'framecast-enc-')));
+    dirs.push(...dirs3);
+    const client = (passphrase: string | null, dir: string): Proc => new Proc(
+      'client/main.ts', ['--broker', broker.address, '--subscribe', '3CCC77', '--duration', '3', '--record', dir, ...(passphrase === null ? [] : ['--passphrase', passphrase])],
+      { PASSPHRASE: '' },
+    );
+    const right = client('correct horse battery', dirs3[0]);
+    const wrong = client('not the right passphrase', dirs3[1]);
+    const none = client(null, dirs3[2]);
+    const [r, w, n] = await Promise.all([summaryOf(right, '3CCC77'), summaryOf(wrong, '3CCC77'), summaryOf(none, '3CCC77')]);
+    await Promise.all([right.exited, wrong.exited, none.exited]);
+    expect(r.frames).toBeGreaterThanOrEqual(20);
+    expect(r.framesUndecryptable).toBe(0);
+    expect(expectSampleFramesInOrder(join(dirs3[0], '3CCC77.mjpeg'), r.frames)).toBe(r.framesDropped);
+    for (const [proc, s, line] of [
+      [wrong, w, /^3CCC77: frames do not decrypt with this passphrase \(wrong passphrase\?\)$/],
+      [none, n, /^3CCC77 is encrypted: start the client with --passphrase \(or PASSPHRASE\) to watch it$/],
+    ] as const) {
+      expect(s.frames).toBe(0);
+      expect(s.framesUndecryptable).toBeGreaterThanOrEqual(20);
+      expect(proc.stdoutLines.filter((l) => line.test(l))).toHaveLength(1); // one line, not one per frame
+      expect(proc.stderrLines.filter((l) => /\bat .*\.ts:\d+/.test(l))).toEqual([]);
+    }
+    expect(r.framesForged + w.framesForged + n.framesForged).toBe(0);
+  });
+});

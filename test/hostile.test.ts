@@ -29,7 +29,7 @@ function garbage(seed: number): () => Buffer {
   const seeds: Buffer[] = [
     ...new MediaPacketizer({ producerId: 0x1aaa99, epoch: 9, maxDatagramBytes: 1200 }).packetize(Track.VIDEO, sample[0], 0, 1),
     ...([
-      { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 9, auth: Buffer.alloc(0), metadata: meta },
+      { type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 1, epoch: 9, frameKey: Buffer.alloc(32, 1), auth: Buffer.alloc(0), metadata: meta },
       { type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 2 },
       { type: MessageType.HEARTBEAT, producerId: 0x1aaa99, requestId: 0, role: Role.PRODUCER },
       { type: MessageType.HELLO, producerId: 0, requestId: 3, token: Buffer.alloc(20, 7), publicKey: Buffer.alloc(32, 9) },

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Producer } from '../producer/producer.ts';
 import { loadSource, loadVideo } from '../producer/source.ts';
 import { Broker } from '../broker/broker.ts';
+import { FRAME_SIGNATURE_BYTES } from '../protocol/constants.ts';
 import { decode, MessageType, Track } from '../protocol/index.ts';
 
 afterEach(() => {
@@ -33,7 +34,7 @@ describe('Producer pacing', () => {
     const clock = (): number => Date.now();
     const producer = new Producer({
       socket, clock, source,
-      options: { producerId: 0x1aaa99, title: 't', fps: 12, loop: true, maxDatagramBytes: 1200, heartbeatIntervalMs: 1000, leaseIntervals: 3, secret: null },
+      options: { producerId: 0x1aaa99, title: 't', fps: 12, loop: true, maxDatagramBytes: 1200, heartbeatIntervalMs: 1000, leaseIntervals: 3, secret: null, passphrase: null },
     });
     // Its broker: a real Broker object, fed synchronously, answering into the producer's session.
     const broker = new Broker({ socket: { send: (msg) => producer.link.handleDatagram(msg) }, clock });
@@ -48,15 +49,20 @@ describe('Producer pacing', () => {
     {
       vi.advanceTimersByTime(60_000);
       const videoFrames = new Set<number>();
+      const audioChunks = new Set<number>();
       let audioBytes = 0;
       for (const d of sent) {
         const m = decode(d);
         if (m.type !== MessageType.MEDIA) continue;
         if (m.track === Track.VIDEO) videoFrames.add(m.frameNo);
-        else audioBytes += m.payload.length;
+        else {
+          audioBytes += m.payload.length;
+          audioChunks.add(m.frameNo);
+        }
       }
       expect(Math.abs(videoFrames.size - 720)).toBeLessThanOrEqual(1);
-      expect(Math.abs(audioBytes - 60 * 8000)).toBeLessThanOrEqual(1000); // 60 s of 8 kHz mu-law
+      // 60 s of 8 kHz mu-law; every chunk ends with its signature (PROTOCOL.md §3.7).
+      expect(Math.abs(audioBytes - FRAME_SIGNATURE_BYTES * audioChunks.size - 60 * 8000)).toBeLessThanOrEqual(1000);
       producer.stop();
     }
   });
