@@ -30,7 +30,7 @@ if (gc === undefined) {
 const replies: Buffer[] = [];
 const broker = new Broker({
   socket: { send: (msg: Buffer) => void replies.push(msg) }, clock: () => 1000,
-  options: { maxClients: 1_000_000, maxSubscribersPerProducer: 1_000_000, maxProducers: 1_000_000, maxControlPerSecondPerSession: 1_000_000, maxRateTrackedAddresses: 1_000_000, maxSessions: 1_000_000, maxProducersPerIp: 1_000_000, maxHandshakesPerSecond: 1e9 },
+  options: { maxClients: 1_000_000, maxSubscribersPerProducer: 1_000_000, maxProducers: 1_000_000, maxControlPerSecondPerSession: 1_000_000, maxRateTrackedAddresses: 1_000_000, maxSessions: 1_000_000, maxProducersPerIp: 1_000_000, maxHandshakesPerSecond: 1e9, maxMemoryBytes: 2 ** 50 },
 });
 /** A session opened through the broker's handshake, then a message sealed within it. */
 const feed = (m: Message & { type: Exclude<Message['type'], typeof MessageType.MEDIA> }, address: string, port: number) => {

@@ -19,6 +19,7 @@ import type { ClientEntry } from './clients.ts';
 import { hasMediaToken, pathNonce, SessionTable, type PeerSession } from './sessions.ts';
 import { createCounters, type BrokerCounters } from './counters.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
+import { CacheBudget, planMemory, type MemoryPlan } from './memory.ts';
 
 /** What the broker uses of dgram.Socket; tests may pass a recorder. */
 export interface DatagramSocket {
@@ -133,6 +134,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#handshakeRate = new RateLimiter({ ratePerSecond: this.options.maxHandshakesPerSecondPerIp, maxTracked: this.options.maxRateTrackedAddresses });
     this.#handshakeTokens = { tokens: this.options.maxHandshakesPerSecond, refillMs: this.#clock() };
     this.#log = new DatagramLog(this.options.historyBytes);
+    const plan = planMemory(this.options);
+    if ('error' in plan) throw new RangeError(plan.error);
+    this.memory = plan;
+    this.#cacheBudget = new CacheBudget(plan.cacheBytes, this.options.maxCacheBytesPerProducer);
+  }
+
+  /** How the memory ceiling is split (PROTOCOL.md §5.3). */
+  readonly memory: MemoryPlan;
+  readonly #cacheBudget: CacheBudget;
+
+  /** Bytes the instant-join caches hold now, and how often one was let go for room. */
+  get cacheUsage(): { readonly bytes: number; readonly evictions: number } {
+    return { bytes: this.#cacheBudget.usedBytes, evictions: this.#cacheBudget.evictions };
   }
 
   get producerCount(): number {
@@ -376,7 +390,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     if (ch === undefined) {
       if (this.#channels.size >= this.options.maxProducers) return this.#ack(s, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
-      ch = new Channel(m.producerId, this.options.maxCachedFragments, { slots: this.options.historyDatagrams, log: this.#log });
+      ch = new Channel(m.producerId, { maxFragments: this.options.maxCachedFragments, budget: this.#cacheBudget }, { slots: this.options.historyDatagrams, log: this.#log });
       this.#channels.set(m.producerId, ch);
     }
     const now = this.#clock();
@@ -637,6 +651,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         this.#setOffline(ch, NoticeEvent.PRODUCER_OFFLINE, 'lease');
       } else if (!p.online && ch.subscribers.length === 0 && now - p.offlineSinceMs > offlineRetentionMs) {
         p.session.producerIds.delete(ch.id);
+        ch.clearCache();
         this.#channels.delete(ch.id);
       }
     }
@@ -666,6 +681,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       subscribersReporting: q.length,
       worstReportedLossPct: worstLoss,
       worstReportedJitterMs: worstJitter,
+      cacheBytes: this.#cacheBudget.usedBytes,
+      cacheLimitBytes: this.#cacheBudget.limitBytes,
+      cacheEvictions: this.#cacheBudget.evictions,
+      memoryCeilingBytes: this.memory.ceilingBytes,
     };
   }
 

@@ -3,6 +3,7 @@ import { RetransmitHistory, type DatagramLog } from '../protocol/history.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 import { ReplayWindow } from '../protocol/session-crypto.ts';
 import type { PeerSession } from './sessions.ts';
+import type { CacheBudget, CacheHolder } from './memory.ts';
 
 /** A socket of the broker's own port connected to one peer: sends name no address (optional, PeerSockets). */
 export interface PeerSender {
@@ -50,11 +51,15 @@ export interface ProducerPresence {
 }
 
 /** The frame being received, fragment by fragment, for the instant-join cache. */
+const NO_DATAGRAMS: readonly Buffer[] = Object.freeze([]);
+
 interface FrameInProgress {
   epoch: number;
   frameNo: number;
   parts: (Buffer | undefined)[];
   received: number;
+  /** Charged to the cache budget: its datagrams and its parts array. */
+  bytes: number;
 }
 
 /**
@@ -62,7 +67,7 @@ interface FrameInProgress {
  * Subscriptions belong to the ID, not to the producer's address, so they outlive a producer's
  * restart (PROTOCOL.md §5.3).
  */
-export class Channel {
+export class Channel implements CacheHolder {
   readonly id: number;
   producer: ProducerPresence | null = null;
   /**
@@ -71,10 +76,13 @@ export class Channel {
    * every subscribe was O(n) garbage per join: 4 MB for a thousand viewers).
    */
   readonly subscribers: Subscriber[] = [];
-  #cached: readonly Buffer[] = [];
+  #cached: readonly Buffer[] = NO_DATAGRAMS;
   readonly #single: Buffer[] = [];
   #building: FrameInProgress | null = null;
+  /** Bytes of #cached charged to the budget. */
+  #cachedBytes = 0;
   readonly #maxCachedFragments: number;
+  readonly #budget: CacheBudget;
   /** Recent datagrams of both tracks, for NAKs (PROTOCOL.md §3.6). */
   readonly history: RetransmitHistory;
   /** Per track, the frame being shed because the send queue was full at its start; -1: none. */
@@ -82,9 +90,10 @@ export class Channel {
   /** Per track, the seqs of MEDIA seen in this epoch: a copy is forwarded once at most (PROTOCOL.md §3.5). */
   readonly seqSeen = [new ReplayWindow(1024), new ReplayWindow(1024)];
 
-  constructor(id: number, maxCachedFragments: number, history: { readonly slots: number; readonly log: DatagramLog }) {
+  constructor(id: number, cache: { readonly maxFragments: number; readonly budget: CacheBudget }, history: { readonly slots: number; readonly log: DatagramLog }) {
     this.id = id;
-    this.#maxCachedFragments = maxCachedFragments;
+    this.#maxCachedFragments = cache.maxFragments;
+    this.#budget = cache.budget;
     this.history = new RetransmitHistory(history.slots, history.log);
   }
 
@@ -105,15 +114,20 @@ export class Channel {
   /**
    * Keeps the datagrams of the latest complete video frame (and of the one arriving), so a
    * new subscriber gets a picture at once. Holds references to received datagrams: no copy.
+   * Every byte held is charged to the cache budget first (PROTOCOL.md §5.3): a frame that
+   * does not fit is not cached, and the producer's viewers wait for the next frame instead.
    * `msg` is a checked MEDIA datagram of the video track.
    */
   cacheVideo(msg: Buffer): void {
     const fragCount = (msg[16] << 8) | msg[17];
     if (fragCount === 1) {
       // A whole frame in one datagram: no bookkeeping, and no allocation per frame.
-      if (this.#cached !== this.#single) this.#cached = this.#single;
+      this.#dropBuilding();
+      this.#dropCached();
+      if (!this.#charge(msg.length)) return;
       this.#single[0] = msg;
-      if (this.#building !== null) this.#building = null;
+      this.#cached = this.#single;
+      this.#cachedBytes = msg.length;
       return;
     }
     const epoch = msg.readUInt32BE(8);
@@ -121,19 +135,60 @@ export class Channel {
     const fragIndex = (msg[14] << 8) | msg[15];
     let b = this.#building;
     if (b === null || b.frameNo !== frameNo || b.epoch !== epoch || b.parts.length !== fragCount) {
-      if (fragCount > this.#maxCachedFragments) {
-        this.#building = null;
-        return;
-      }
-      b = { epoch, frameNo, parts: new Array(fragCount), received: 0 };
+      this.#dropBuilding();
+      if (fragCount > this.#maxCachedFragments || !this.#charge(fragCount * 8)) return;
+      b = { epoch, frameNo, parts: new Array(fragCount), received: 0, bytes: fragCount * 8 };
       this.#building = b;
     }
     if (b.parts[fragIndex] !== undefined) return;
+    if (!this.#charge(msg.length)) {
+      this.#dropBuilding();
+      return;
+    }
+    b.bytes += msg.length;
     b.parts[fragIndex] = msg;
     if (++b.received === fragCount) {
+      this.#dropCached();
       this.#cached = b.parts as Buffer[];
+      this.#cachedBytes = b.bytes;
       this.#building = null;
     }
+  }
+
+  /** Bytes its cached and arriving frames hold (CacheHolder). */
+  get cacheBytes(): number {
+    return this.#cachedBytes + (this.#building?.bytes ?? 0);
+  }
+
+  /** Lets the cache go for the budget (CacheHolder): a new subscriber waits for the next frame. */
+  evictCache(): number {
+    const n = this.cacheBytes;
+    this.#dropBuilding();
+    this.#dropCached();
+    return n;
+  }
+
+  /** Charges `bytes`; a frame being built that would pass the producer's share lets the older whole frame go first. */
+  #charge(bytes: number): boolean {
+    if (this.#budget.charge(this, bytes)) return true;
+    if (this.#cachedBytes === 0) return false;
+    this.#dropCached();
+    return this.#budget.charge(this, bytes);
+  }
+
+  #dropCached(): void {
+    if (this.#cachedBytes === 0 && this.#cached.length === 0) return;
+    const n = this.#cachedBytes;
+    this.#cached = NO_DATAGRAMS;
+    this.#cachedBytes = 0;
+    this.#budget.release(this, n);
+  }
+
+  #dropBuilding(): void {
+    const b = this.#building;
+    if (b === null) return;
+    this.#building = null;
+    this.#budget.release(this, b.bytes);
   }
 
   /** The datagrams to replay to a new subscriber: the last whole frame, then the one arriving. */
@@ -146,8 +201,7 @@ export class Channel {
   clearCache(): void {
     this.seqSeen[0] = new ReplayWindow(1024);
     this.seqSeen[1] = new ReplayWindow(1024);
-    this.#cached = [];
-    this.#building = null;
+    this.evictCache();
     this.history.clear();
   }
 }

@@ -19,6 +19,14 @@ export interface BrokerOptions {
   readonly maxSubscribersPerProducer: number;
   /** Frames with more fragments are forwarded but not cached for instant join. */
   readonly maxCachedFragments: number;
+  /**
+   * The one memory ceiling (PROTOCOL.md §5.3): what peers can make the broker hold, all tables,
+   * history, send queues and instant-join caches together. The limits must fit in it; the
+   * caches get what they leave.
+   */
+  readonly maxMemoryBytes: number;
+  /** Instant-join cache of one producer (its latest whole frame and the one arriving). */
+  readonly maxCacheBytesPerProducer: number;
   readonly socketBufferBytes: number;
   /**
    * A socket per client, connected to it on the broker's port (main.ts): media sends skip the
@@ -75,6 +83,8 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   maxSubscriptionsPerClient: 3,
   maxSubscribersPerProducer: 1000,
   maxCachedFragments: 4096,
+  maxMemoryBytes: 512 * 1024 * 1024,
+  maxCacheBytesPerProducer: 4 * 1024 * 1024,
   socketBufferBytes: 4 * 1024 * 1024,
   maxSendQueueBytes: 1024 * 1024,
   connectedSockets: false,

@@ -534,3 +534,48 @@ describe('Broker', () => {
     expect(t.socket.sent).toHaveLength(0); // nothing is answered to garbage
   });
 });
+
+describe('Broker memory ceiling (PROTOCOL.md §5.3)', () => {
+  /** A frame that lies: `fragCount` fragments claimed, each datagram `bytes` long (PROTOCOL.md §3.2 allows it). */
+  const lyingFragments = (id: number, frameNo: number, fragCount: number, bytes: number, count: number): Buffer[] => {
+    const payload = bytes - 48;
+    const out: Buffer[] = [];
+    for (let i = 0; i < count; i++) {
+      out.push(encode({
+        type: MessageType.MEDIA, producerId: id, epoch: 1, track: Track.VIDEO, flags: 1, fragIndex: i, fragCount, seq: frameNo * 100_000 + i,
+        frameNo, timestampMs: 0, frameBytes: fragCount * payload, fragOffset: i * payload, payload: Buffer.alloc(payload, 7),
+      }));
+    }
+    return out;
+  };
+
+  it('refuses limits that do not fit the ceiling, in one line', () => {
+    expect(() => new Broker({ socket: new RecordingSocket(), clock: () => 0, options: { maxSessions: 1_000_000 } }))
+      .toThrow(/^the memory ceiling \(512 MiB\) is below what the limits need: 7325 MiB for 1000000 sessions, .* raise it or lower those limits$/);
+  });
+
+  it('holds one producer\'s lying frames to its cache share, and lets the largest holder go so an honest producer keeps instant join', () => {
+    // A ceiling that leaves 6 MiB for caches; 4 MiB per producer.
+    const probe = new Broker({ socket: new RecordingSocket(), clock: () => 0, options: { maxSessions: 100, maxProducers: 20, maxRateTrackedAddresses: 1000 } });
+    const fixed = probe.memory.ceilingBytes - probe.memory.cacheBytes;
+    const t = setup({ options: { maxSessions: 100, maxProducers: 20, maxRateTrackedAddresses: 1000, maxMemoryBytes: fixed + 6 * 2 ** 20 } });
+    expect(t.broker.memory.cacheBytes).toBe(6 * 2 ** 20);
+    const attackers = [0xa1, 0xa2, 0xa3].map((id, i) => ({ id, from: { address: `10.9.0.${i + 1}`, port: 4000 } }));
+    for (const a of attackers) t.announce(a.from, a.id);
+    // Each claims a 4096-fragment frame of 60 KB datagrams (240 MB) and sends 200 of them (12 MB).
+    for (const a of attackers) for (const d of lyingFragments(a.id, 1, 4096, 60_000, 200)) t.media(d, a.from);
+    expect(t.broker.cacheUsage.bytes).toBeLessThanOrEqual(6 * 2 ** 20);
+    // The honest producer's 3-datagram frame is cached, whatever the attackers keep sending.
+    t.announce(P);
+    const honest = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 }).packetize(Track.VIDEO, Buffer.alloc(3000, 5), 0, 1);
+    for (const d of honest) t.media(d);
+    for (const a of attackers) for (const d of lyingFragments(a.id, 2, 4096, 60_000, 200)) t.media(d, a.from);
+    expect(t.broker.cacheUsage.bytes).toBeLessThanOrEqual(6 * 2 ** 20);
+    expect(t.broker.cacheUsage.evictions).toBeGreaterThan(0);
+    t.socket.clear();
+    t.subscribe(C1);
+    const replayed = t.socket.sent.filter((s) => s.port === C1.port && s.msg[3] === MessageType.MEDIA).map((s) => s.msg);
+    expect(replayed).toEqual(honest);
+    expect(t.broker.statsSnapshot()).toMatchObject({ cacheLimitBytes: 6 * 2 ** 20, memoryCeilingBytes: fixed + 6 * 2 ** 20 });
+  });
+});

@@ -80,6 +80,8 @@ describe('bad command-line input', () => {
     ['broker/main.ts', ['--frobnicate'], /^broker: unknown option '--frobnicate'$/],
     ['broker/main.ts', ['--fanout-threads', '65'], /^broker: --fanout-threads: fan-out threads must be an integer in 0\.\.64, got '65'$/],
     ['broker/main.ts', ['--fanout-threads', '2', '--connected-sockets'], /^broker: --fanout-threads sends through connected sockets of its own: leave out --connected-sockets$/],
+    ['broker/main.ts', ['--max-memory-mb', '64'], /^broker: the memory ceiling \(64 MiB\) is below what the limits need: 88 MiB for 12000 sessions, .* raise it or lower those limits$/],
+    ['producer/main.ts', ['--passphrase', 'short'], /^producer: --passphrase: passphrase must be 10 to 79 characters, got 5$/],
     ['producer/main.ts', ['--id', 'XYZ'], /^producer: --id: producer ID must be 1 to 8 hexadecimal digits/],
     ['producer/main.ts', ['--id', '1AAA99', '--video', 'samples/missing.mjpeg'], /^producer: cannot read video 'samples\/missing.mjpeg': ENOENT$/],
     ['producer/main.ts', ['--id', '1AAA99', '--rate', '0'], /^producer: --rate: frame rate must be a number in \(0, 240\]/],

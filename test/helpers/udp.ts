@@ -9,7 +9,7 @@ afterEach(() => {
 });
 
 /** A raw UDP peer on 127.0.0.1 that records every decoded datagram it receives; closed after each test. */
-export async function rawPeer(brokerPort: number): Promise<{ send: (m: ControlMessage) => void; sendRaw: (buf: Buffer, port?: number) => void; got: Message[]; raw: Buffer[]; port: number; bytes: () => number; next: (pred: (m: Message) => boolean) => Promise<Message>; until: (cond: () => boolean) => Promise<void> }> {
+export async function rawPeer(brokerPort: number, bindAddress = '127.0.0.1'): Promise<{ send: (m: ControlMessage) => void; sendRaw: (buf: Buffer, port?: number) => void; got: Message[]; raw: Buffer[]; port: number; bytes: () => number; next: (pred: (m: Message) => boolean) => Promise<Message>; until: (cond: () => boolean) => Promise<void> }> {
   const s = dgram.createSocket('udp4');
   sockets.push(s);
   const got: Message[] = [];
@@ -36,7 +36,7 @@ export async function rawPeer(brokerPort: number): Promise<{ send: (m: ControlMe
     checks.add(check);
     check();
   });
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+  await new Promise<void>((r) => s.bind(0, bindAddress, () => r()));
   return {
     got,
     raw,
@@ -60,8 +60,8 @@ export type RawPeer = Awaited<ReturnType<typeof rawPeer>>;
  * `send` seals within the session; `got` holds what the broker sent, opened and decoded
  * and MEDIA (tags are not checked here: open with `session` where it matters).
  */
-export async function sessionPeer(brokerPort: number): Promise<RawPeer & { session: PeerSessionState; sendSealed: (m: ControlMessage) => Buffer }> {
-  const peer = await rawPeer(brokerPort);
+export async function sessionPeer(brokerPort: number, bindAddress = '127.0.0.1'): Promise<RawPeer & { session: PeerSessionState; sendSealed: (m: ControlMessage) => Buffer }> {
+  const peer = await rawPeer(brokerPort, bindAddress);
   const hs = new PeerHandshake();
   peer.sendRaw(encode(hs.hello(0xff01)));
   const challenge = await peer.next((m) => m.type === MessageType.ACK && m.requestId === 0xff01);
