@@ -17,7 +17,7 @@ import { Channel, newSubscriber, type PeerSender, type Subscriber } from './chan
 import { RateLimiter } from './rate-limiter.ts';
 import type { ClientEntry } from './clients.ts';
 import { hasMediaToken, pathNonce, SessionTable, type PeerSession } from './sessions.ts';
-import { createCounters, type BrokerCounters } from './counters.ts';
+import { createCounters, type BrokerCounters, type RefusalReason } from './counters.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
 import { CacheBudget, planMemory, type MemoryPlan } from './memory.ts';
 
@@ -171,6 +171,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const c = this.counters;
     c.datagramsIn++;
     c.bytesIn += msg.length;
+    // Source port 0 cannot be answered (node:dgram refuses to send there): a forged datagram.
+    if (rinfo.port === 0) {
+      c.countDrop('FC_DROP_BAD_SOURCE');
+      return;
+    }
     if (msg.length < CONTROL_HEADER_BYTES || msg.readUInt16BE(0) !== MAGIC || msg[2] !== VERSION) {
       c.countDrop(msg.length >= 3 && msg.readUInt16BE(0) === MAGIC ? (msg[2] === VERSION ? 'FC_ERR_TOO_SHORT' : 'FC_ERR_BAD_VERSION') : (msg.length < 4 ? 'FC_ERR_TOO_SHORT' : 'FC_ERR_BAD_MAGIC'));
       return;
@@ -341,6 +346,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (retry?.welcome != null) return this.#sendCounted(retry.welcome, rinfo.port, rinfo.address);
     const refusal = this.#sessions.refusal(rinfo.address);
     if (refusal !== null) {
+      this.counters.countRefusal('REFUSED_SESSIONS');
       return this.#sendUnproven(rinfo, requestBytes, { type: MessageType.ACK, producerId: 0, requestId: m.requestId, status: Status.LIMIT_REACHED, ackedType: MessageType.HELLO, detail: { message: refusal } });
     }
     const opened = this.#sessions.open({
@@ -372,12 +378,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const p = ch?.producer ?? null;
     const owner = p !== null && p.session === s;
     if (!owner && this.#producersFromIp(s.ip) >= this.options.maxProducersPerIp) {
+      this.counters.countRefusal('REFUSED_PRODUCERS_PER_IP');
       return this.#ack(s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxProducersPerIp} producers per IP address` });
     }
     // PROTOCOL.md §4.1: an ID with a secret takes only an ANNOUNCE that proves it in this session.
     const secret = this.options.producerSecrets.get(m.producerId);
     if (secret !== undefined && !verifyAnnounceAuth(m.auth, secret, s.keys.binding, m.producerId)) {
       this.counters.announcesRefused++;
+      this.counters.countRefusal('REFUSED_AUTH_FAILED');
       this.emit('producerRefused', m.producerId, s.address, s.port);
       return this.#ack(s, m, Status.AUTH_FAILED);
     }
@@ -385,11 +393,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     // unless the new session proves the ID's secret (a restarted producer takes it at once).
     if (p !== null && p.online && !owner && secret === undefined && this.#sessionLive(p.session)) {
       this.counters.announcesRefused++;
+      this.counters.countRefusal('REFUSED_ID_TAKEN');
       this.emit('producerRefused', m.producerId, s.address, s.port);
       return this.#ack(s, m, Status.ID_TAKEN);
     }
     if (ch === undefined) {
-      if (this.#channels.size >= this.options.maxProducers) return this.#ack(s, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
+      if (this.#channels.size >= this.options.maxProducers) return this.#refuse('REFUSED_PRODUCERS', s, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
       ch = new Channel(m.producerId, { maxFragments: this.options.maxCachedFragments, budget: this.#cacheBudget }, { slots: this.options.historyDatagrams, log: this.#log });
       this.#channels.set(m.producerId, ch);
     }
@@ -427,7 +436,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #clientOf(s: PeerSession, m: ControlMessage): ClientEntry | null {
     if (s.client !== null) return s.client;
     if (this.#clients >= this.options.maxClients) {
-      this.#ack(s, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
+      this.#refuse('REFUSED_CLIENTS', s, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
       return null;
     }
     const out = this.#peers?.open(s.address, s.port) ?? null;
@@ -447,10 +456,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const detail: AckDetail = { metadata: p.metadata, online: p.online, epoch: p.epoch, frameKey: p.frameKey, ...this.#leaseDetail() };
     if (client.subscriptions.has(m.producerId)) return this.#ack(s, m, Status.OK, detail); // a retry
     if (client.subscriptions.size >= this.options.maxSubscriptionsPerClient) {
-      return this.#ack(s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscriptionsPerClient} subscriptions per client` });
+      return this.#refuse('REFUSED_SUBSCRIPTIONS_PER_CLIENT', s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscriptionsPerClient} subscriptions per client` });
     }
     if (ch.subscribers.length >= this.options.maxSubscribersPerProducer) {
-      return this.#ack(s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscribersPerProducer} viewers per producer` });
+      return this.#refuse('REFUSED_VIEWERS_PER_PRODUCER', s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscribersPerProducer} viewers per producer` });
     }
     const sub: Subscriber = newSubscriber(client.key, s.address, s.port, client.out, this.options.maxRetransmitsPerSecondPerSubscriber, this.#clock());
     ch.addSubscriber(sub);
@@ -751,6 +760,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#sendCounted(encodeControl({ type: MessageType.SESSION_UNKNOWN, producerId, requestId: 0, unknownSessionId: sessionId }), rinfo.port, rinfo.address);
   }
 
+  /** Refuses a proven session's request: counted by reason, logged only in aggregate (main.ts). */
+  #refuse(reason: RefusalReason, s: PeerSession, m: ControlMessage, status: Status, detail: AckDetail = {}): void {
+    this.counters.countRefusal(reason);
+    this.#ack(s, m, status, detail);
+  }
+
   #ack(s: PeerSession, m: ControlMessage, status: Status, detail: AckDetail = {}): void {
     const d = status === Status.OK || detail.message !== undefined ? detail : { ...detail, message: STATUS_TEXT[status] };
     this.#reply(s, { type: MessageType.ACK, producerId: m.producerId, requestId: m.requestId, status, ackedType: m.type, detail: d });
@@ -831,6 +846,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #sendCounted(msg: Buffer, port: number, address: string): void {
     this.counters.datagramsOut++;
     this.counters.bytesOut += msg.length;
-    this.#socket.send(msg, port, address);
+    try {
+      this.#socket.send(msg, port, address);
+    } catch {
+      // node:dgram throws at once for an address it cannot send to: counted, never fatal.
+      this.counters.sendErrors++;
+    }
   }
 }

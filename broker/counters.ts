@@ -25,11 +25,20 @@ export interface BrokerCounters {
   /** Dropped datagrams by reason: protocol error codes and FC_DROP_* codes. */
   readonly drops: Map<string, number>;
   countDrop(reason: string): void;
+  /** Requests of proven sessions answered with a refusal, by reason (REFUSED_* codes, PROTOCOL.md §5.4). */
+  readonly refusals: Map<string, number>;
+  countRefusal(reason: RefusalReason): void;
   snapshot(): Record<string, number>;
 }
 
+/** Why a proven session's request was refused (the ACK status and, for limits, which one). */
+export type RefusalReason =
+  | 'REFUSED_ID_TAKEN' | 'REFUSED_AUTH_FAILED' | 'REFUSED_SESSIONS' | 'REFUSED_PRODUCERS' | 'REFUSED_PRODUCERS_PER_IP'
+  | 'REFUSED_CLIENTS' | 'REFUSED_SUBSCRIPTIONS_PER_CLIENT' | 'REFUSED_VIEWERS_PER_PRODUCER';
+
 export function createCounters(): BrokerCounters {
   const drops = new Map<string, number>();
+  const refusals = new Map<string, number>();
   return {
     datagramsIn: 0, bytesIn: 0, datagramsOut: 0, bytesOut: 0, mediaIn: 0, controlIn: 0,
     clientsExpired: 0, producersExpired: 0, sendErrors: 0, announcesRefused: 0, tokensRefused: 0,
@@ -37,6 +46,10 @@ export function createCounters(): BrokerCounters {
     drops,
     countDrop(reason) {
       drops.set(reason, (drops.get(reason) ?? 0) + 1);
+    },
+    refusals,
+    countRefusal(reason) {
+      refusals.set(reason, (refusals.get(reason) ?? 0) + 1);
     },
     snapshot() {
       const out: Record<string, number> = {
@@ -54,6 +67,7 @@ export function createCounters(): BrokerCounters {
         dropped += n;
       }
       out.dropped = dropped;
+      for (const [reason, n] of refusals) out[`refused.${reason}`] = n;
       return out;
     },
   };

@@ -7,6 +7,10 @@ import { Broker, type PeerSockets } from './broker.ts';
 import { FanoutThreads } from './fanout-threads.ts';
 import { openPeerSocket } from './peer-socket.ts';
 import { loadBrokerConfig } from './config.ts';
+import { RefusalReport } from './refusal-report.ts';
+
+/** Refusals and drops are logged as one line per this interval (PROTOCOL.md §5.4). */
+const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
 await runMain('broker', async () => {
   const config = loadBrokerConfig(process.argv);
@@ -68,7 +72,6 @@ await runMain('broker', async () => {
   const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers, fanout });
   broker.on('producerOnline', (id, address, port, title) => log.info({ producer: formatProducerId(id), address, port, title }, 'producer online'));
   broker.on('producerOffline', (id, reason) => log.info({ producer: formatProducerId(id), reason }, 'producer offline'));
-  broker.on('producerRefused', (id, address, port) => log.warn({ producer: formatProducerId(id), address, port }, 'announce refused: ID owned by another address'));
   broker.on('clientJoined', (address, port) => log.info({ address, port }, 'client joined'));
   broker.on('clientLeft', (address, port, reason) => log.info({ address, port, reason }, 'client left'));
   broker.on('subscribed', (id, address, port) => log.info({ producer: formatProducerId(id), address, port }, 'subscribed'));
@@ -93,6 +96,13 @@ await runMain('broker', async () => {
     }
   }, config.options.sweepIntervalMs);
   sweep.unref();
+  // Refusals and drops: one aggregated line per interval, whatever their number.
+  const refusals = new RefusalReport(broker.counters);
+  const refusalTimer = setInterval(() => {
+    const r = refusals.take();
+    if (r !== null) log.warn({ seconds: REFUSAL_LOG_INTERVAL_MS / 1000, total: r.total, ...r.byReason }, 'refused or dropped datagrams');
+  }, REFUSAL_LOG_INTERVAL_MS);
+  refusalTimer.unref();
   let stats: NodeJS.Timeout | undefined;
   if (config.statsIntervalMs > 0) {
     stats = setInterval(() => {
@@ -106,6 +116,7 @@ await runMain('broker', async () => {
     log.info({ signal }, 'shutting down');
     broker.shutdown();
     clearInterval(sweep);
+    clearInterval(refusalTimer);
     if (stats) clearInterval(stats);
     // Let the goodbyes leave the socket before closing it.
     setImmediate(() => {

@@ -84,6 +84,8 @@ await runMain('client', async () => {
       type: 'summary',
       durationS: Number(((performance.now() - startedMs) / 1000).toFixed(3)),
       producers: Object.fromEntries([...client.subscriptions.values()].map((s) => [formatProducerId(s.id), s.summary])),
+      ignored: client.unsolicited,
+      malformed: client.malformed,
     };
     client.close();
     rl?.close();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Broker, type Fanout } from '../broker/broker.ts';
+import { RefusalReport } from '../broker/refusal-report.ts';
 import type { BrokerOptions } from '../broker/options.ts';
 import { announceAuth } from '../protocol/session-crypto.ts';
 import { openSessionDirect, PeerHandshake, sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
@@ -577,5 +578,37 @@ describe('Broker memory ceiling (PROTOCOL.md §5.3)', () => {
     const replayed = t.socket.sent.filter((s) => s.port === C1.port && s.msg[3] === MessageType.MEDIA).map((s) => s.msg);
     expect(replayed).toEqual(honest);
     expect(t.broker.statsSnapshot()).toMatchObject({ cacheLimitBytes: 6 * 2 ** 20, memoryCeilingBytes: fixed + 6 * 2 ** 20 });
+  });
+});
+
+describe('RefusalReport (PROTOCOL.md §5.4)', () => {
+  it('turns any number of refusals and drops into one set of counts per look', () => {
+    const t = setup();
+    const report = new RefusalReport(t.broker.counters);
+    t.announce(P);
+    expect(report.take()).toBeNull();
+    // 1000 ANNOUNCEs of a taken ID from another proven session, and garbage.
+    for (let i = 0; i < 1000; i++) t.announce({ address: '10.7.0.1', port: 4000 + (i % 10) });
+    for (let i = 0; i < 500; i++) t.broker.handleDatagram(Buffer.from('not framecast'), C1);
+    const r = report.take();
+    expect(r).not.toBeNull();
+    expect(r!.byReason.REFUSED_ID_TAKEN).toBeGreaterThan(400); // the rest were over the sessions' control rate
+    expect(r!.byReason.FC_ERR_BAD_MAGIC).toBe(500);
+    expect(r!.total).toBe(Object.values(r!.byReason).reduce((a, b) => a + b, 0));
+    expect(report.take()).toBeNull(); // nothing new, nothing to log
+  });
+});
+
+describe('Broker against impossible sources', () => {
+  it('drops a datagram from source port 0 (always forged) and survives a socket that throws on send', () => {
+    const socket = new RecordingSocket();
+    const broker = new Broker({ socket, clock: () => 1000 });
+    const hello = encode({ type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0), publicKey: Buffer.alloc(32, 5) });
+    broker.handleDatagram(hello, { address: '127.0.0.1', port: 0 });
+    expect(broker.counters.drops.get('FC_DROP_BAD_SOURCE')).toBe(1);
+    expect(socket.sent).toEqual([]);
+    const throwing = new Broker({ socket: { send: () => { throw new RangeError('ERR_SOCKET_BAD_PORT'); } }, clock: () => 1000 });
+    expect(() => throwing.handleDatagram(hello, { address: '127.0.0.1', port: 9 })).not.toThrow();
+    expect(throwing.counters.sendErrors).toBe(1);
   });
 });
