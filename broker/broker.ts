@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import {
   CONTROL_HEADER_BYTES, GoodbyeReason, MAGIC, MEDIA_TOKEN_BYTES, MEDIA_TOKEN_OFFSET, MediaFlag, MessageType,
-  NoticeEvent, PACKET_NUMBER_OFFSET, Role, SESSION_ID_OFFSET, Status, STATUS_TEXT, TAG_BYTES, Track, VERSION,
+  NoticeEvent, PACKET_NUMBER_OFFSET, REQUEST_ID_OFFSET, Role, SESSION_ID_OFFSET, Status, STATUS_TEXT, TAG_BYTES, Track, VERSION,
 } from '../protocol/constants.ts';
 import {
   checkMedia, decode, encodeControl, type Message, type AckDetail, type AnnounceMessage, type ControlMessage, type GoodbyeMessage,
@@ -215,7 +215,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.countDrop('FC_DROP_RATE_LIMITED');
       return;
     }
-    const m = this.#decodeOrDrop(msg);
+    const m = this.#decodeOrDrop(msg, s);
     if (m === null) return;
     if (m.type === MessageType.MEDIA) return;
     if (!TO_BROKER.has(m.type)) {
@@ -815,13 +815,25 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return true;
   }
 
-  /** Decodes a datagram; one that does not decode is counted by its code and gives null. */
-  #decodeOrDrop(msg: Buffer): Message | null {
+  /**
+   * Decodes a datagram; one that does not decode is counted by its code and gives null. Within
+   * a session (authenticated, so the answer goes to a proven peer) a request that does not
+   * decode, say an ANNOUNCE without a title, is answered BAD_REQUEST with the reason, so its
+   * sender stops retrying it (PROTOCOL.md §4.3).
+   */
+  #decodeOrDrop(msg: Buffer, s?: PeerSession): Message | null {
     try {
       return decode(msg);
     } catch (err) {
       if (!isProtocolError(err)) throw err;
       this.counters.countDrop(err.code);
+      const requestId = msg.readUInt32BE(REQUEST_ID_OFFSET);
+      if (s !== undefined && requestId !== 0 && TO_BROKER.has(msg[3] as MessageType)) {
+        this.#reply(s, {
+          type: MessageType.ACK, producerId: msg.readUInt32BE(4), requestId, status: Status.BAD_REQUEST,
+          ackedType: msg[3] as MessageType, detail: { message: err.message.slice(0, 200) },
+        });
+      }
       return null;
     }
   }

@@ -11,7 +11,8 @@ import {
 } from './metadata.ts';
 
 // Records and other msgpackr extensions are off: bodies are plain msgpack any peer can read (PROTOCOL.md §4).
-const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true });
+// variableMapSize: the smallest map header (fixmap), so sizes are what PROTOCOL.md gives.
+const packr = new Packr({ useRecords: false, encodeUndefinedAsNil: true, variableMapSize: true });
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 
 /** A MEDIA datagram: one fragment of one frame of one track (PROTOCOL.md §3). */

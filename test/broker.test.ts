@@ -612,3 +612,24 @@ describe('Broker against impossible sources', () => {
     expect(throwing.counters.sendErrors).toBe(1);
   });
 });
+
+describe('Broker answers what PROTOCOL.md §4.1-4.3 say', () => {
+  it('answers an ANNOUNCE that does not decode (no title) with BAD_REQUEST and its reason, so the producer stops retrying', () => {
+    const t = setup();
+    t.feed({ type: MessageType.ANNOUNCE, producerId: 0x1aaa99, requestId: 4, epoch: 1, frameKey: Buffer.alloc(32, 1), auth: Buffer.alloc(0), metadata: { ...metadata, title: undefined } as never }, P);
+    expect(t.socket.to(P.port)).toEqual([expect.objectContaining({
+      type: MessageType.ACK, requestId: 4, status: Status.BAD_REQUEST, ackedType: MessageType.ANNOUNCE, detail: { message: 'metadata.title must be a string' },
+    })]);
+    expect(t.broker.producerCount).toBe(0);
+  });
+
+  it('answers UNSUBSCRIBE with OK once, then NOT_SUBSCRIBED', () => {
+    const t = setup();
+    t.announce();
+    t.subscribe(C1);
+    t.socket.clear();
+    t.feed({ type: MessageType.UNSUBSCRIBE, producerId: 0x1aaa99, requestId: 5 }, C1);
+    t.feed({ type: MessageType.UNSUBSCRIBE, producerId: 0x1aaa99, requestId: 6 }, C1);
+    expect(t.socket.to(C1.port).map((m) => m.type === MessageType.ACK && m.status)).toEqual([Status.OK, Status.NOT_SUBSCRIBED]);
+  });
+});

@@ -187,3 +187,25 @@ describe('fuzzing the decoder', () => {
     expect(decoded).toBeGreaterThan(100);
   });
 });
+
+describe('sizes on the wire, as PROTOCOL.md §4.14 gives them', () => {
+  const meta = { title: 'Producer 1AAA99', video: { codec: 'mjpeg', width: 320, height: 240, fps: 12 }, audio: { codec: 'pcm_mulaw', sampleRate: 8000, channels: 1 } };
+  const key = Buffer.alloc(32);
+  it.each(([
+    ['HELLO', { type: MessageType.HELLO, producerId: 0, requestId: 1, token: Buffer.alloc(0), publicKey: key }, 256],
+    ['ACK VALIDATE', { type: MessageType.ACK, producerId: 0, requestId: 1, status: Status.VALIDATE, ackedType: MessageType.HELLO, detail: { token: Buffer.alloc(20) } }, 51],
+    ['ACK OK to HELLO', { type: MessageType.ACK, producerId: 0, requestId: 1, sessionId: 5, status: Status.OK, ackedType: MessageType.HELLO, detail: { publicKey: key, heartbeatIntervalMs: 1000, leaseMs: 3000 } }, 117],
+    ['SESSION_UNKNOWN', { type: MessageType.SESSION_UNKNOWN, producerId: 0, requestId: 0, unknownSessionId: 5 }, 24],
+    ['HEARTBEAT', { type: MessageType.HEARTBEAT, producerId: 0, requestId: 1, sessionId: 5, role: Role.CLIENT }, 44],
+    ['ACK OK to HEARTBEAT', { type: MessageType.ACK, producerId: 0, requestId: 1, sessionId: 5, status: Status.OK, ackedType: MessageType.HEARTBEAT, detail: {} }, 38],
+    ['SUBSCRIBE', { type: MessageType.SUBSCRIBE, producerId: 1, requestId: 1, sessionId: 5 }, 36],
+    ['ACK OK to ANNOUNCE', { type: MessageType.ACK, producerId: 1, requestId: 1, sessionId: 5, status: Status.OK, ackedType: MessageType.ANNOUNCE, detail: { heartbeatIntervalMs: 1000, leaseMs: 3000 } }, 73],
+    ['ACK OK to SUBSCRIBE', { type: MessageType.ACK, producerId: 1, requestId: 1, sessionId: 5, status: Status.OK, ackedType: MessageType.SUBSCRIBE, detail: { metadata: meta, online: true, epoch: 123456789, frameKey: key, heartbeatIntervalMs: 1000, leaseMs: 3000 } }, 256],
+    ['ANNOUNCE', { type: MessageType.ANNOUNCE, producerId: 1, requestId: 1, sessionId: 5, epoch: 1, frameKey: key, auth: Buffer.alloc(0), metadata: meta }, 185],
+    ['NOTICE PRODUCER_ONLINE', { type: MessageType.NOTICE, producerId: 1, requestId: 0, sessionId: 5, event: NoticeEvent.PRODUCER_ONLINE, epoch: 1, frameKey: key, encrypted: false }, 74],
+    ['NOTICE PRODUCER_OFFLINE', { type: MessageType.NOTICE, producerId: 1, requestId: 0, sessionId: 5, event: NoticeEvent.PRODUCER_OFFLINE }, 37],
+    ['PATH_CHALLENGE', { type: MessageType.PATH_CHALLENGE, producerId: 0, requestId: 0, sessionId: 5, nonce: Buffer.alloc(8) }, 44],
+  ] as [string, Message, number][]).map(([name, m, bytes]) => [name, bytes, m] as const))('%s is %i bytes', (_name, bytes, m) => {
+    expect(encode(m).length).toBe(bytes);
+  });
+});
