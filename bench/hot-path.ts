@@ -5,7 +5,7 @@
  * `npm run bench` for those. `npx tsx bench/hot-path.ts [--watched]`.
  */
 import { Broker } from '../broker/broker.ts';
-import { MessageType } from '../protocol/index.ts';
+import { mediaProducerId, MessageType } from '../protocol/index.ts';
 import { openSessionDirect, sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
 import { benchDatagram, stamp } from './wire.ts';
 
@@ -64,7 +64,7 @@ for (let round = 0; round < ROUNDS; round++) {
   for (let i = 0; i < PRODUCERS; i++) broker.handleDatagram(sealForBroker(producerSessions[i], { type: MessageType.ANNOUNCE, producerId: 0x100000 + i, requestId: 1, epoch: 2 + round, frameKey: Buffer.alloc(32, 1), auth: Buffer.alloc(0), metadata }), from(i));
   const base = loop((d, p) => {
     const r = { address: rinfos[p].address, port: rinfos[p].port };
-    if (lookup.get(d.readUInt32BE(4)) !== undefined || r.port === 0) hits++;
+    if (lookup.get(mediaProducerId(d)) !== undefined || r.port === 0) hits++;
   });
   console.log(`broker ${b.toFixed(0)} ns, baseline's lookup ${base.toFixed(0)} ns`);
   if (hits !== 0) throw new Error('the lookup found what it must not');

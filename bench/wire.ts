@@ -1,5 +1,5 @@
 import type dgram from 'node:dgram';
-import { decode, encode, encodeMedia, MEDIA_HEADER_BYTES, MEDIA_TOKEN_OFFSET, MessageType, Status, Track, type ControlMessage, type Message } from '../protocol/index.ts';
+import { decode, encode, encodeMedia, isMedia, MEDIA_HEADER_BYTES, MediaOffset, MessageType, Status, Track, writeMediaToken, type ControlMessage, type Message } from '../protocol/index.ts';
 import { openFromBroker, PeerHandshake, sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
 
 /**
@@ -24,17 +24,17 @@ export function benchDatagram(producerId: number, bytes: number): Buffer {
 
 /** Numbers a pooled datagram for sending: producer, seq and frame number, its session's media token, send time. */
 export function stamp(d: Buffer, producerId: number, seq: number, token?: Buffer): void {
-  d.writeUInt32BE(producerId, 4);
-  token?.copy(d, MEDIA_TOKEN_OFFSET);
-  d.writeUInt32BE(seq >>> 0, 20);
-  d.writeUInt32BE(seq >>> 0, 24);
+  d.writeUInt32BE(producerId, MediaOffset.PRODUCER_ID);
+  if (token !== undefined) writeMediaToken(d, token);
+  d.writeUInt32BE(seq >>> 0, MediaOffset.SEQ);
+  d.writeUInt32BE(seq >>> 0, MediaOffset.FRAME_NO);
   d.writeDoubleLE(sharedNowMs(), SEND_TIME_OFFSET);
 }
 
 /** The baseline relay's registration: [0xFF, producer ID]; answered with [0xFE]. */
 export const REGISTER = 0xff;
 export const REGISTERED = 0xfe;
-export const isMedia = (d: Buffer): boolean => d.length > 3 && d[3] === MessageType.MEDIA;
+export { isMedia };
 
 /**
  * broker-connected: the broker with --connected-sockets; connected: the baseline with a

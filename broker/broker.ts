@@ -1,25 +1,32 @@
 import { EventEmitter } from 'node:events';
+import { clearMediaToken, isFrameStart, isMedia, mediaFrameNo, mediaProducerId, mediaSeq, mediaTrack } from '../protocol/media-header.ts';
 import {
-  CONTROL_HEADER_BYTES, GoodbyeReason, MAGIC, MEDIA_TOKEN_BYTES, MEDIA_TOKEN_OFFSET, MediaFlag, MessageType,
-  NoticeEvent, PACKET_NUMBER_OFFSET, REQUEST_ID_OFFSET, Role, SESSION_ID_OFFSET, Status, STATUS_TEXT, TAG_BYTES, Track, VERSION,
+  CONTROL_HEADER_BYTES, GoodbyeReason, MAGIC, MessageType,
+  NoticeEvent, PACKET_NUMBER_OFFSET, REQUEST_ID_OFFSET, SESSION_ID_OFFSET, Status, STATUS_TEXT, TAG_BYTES, Track, VERSION,
 } from '../protocol/constants.ts';
 import {
-  checkMedia, decode, encodeControl, type Message, type AckDetail, type AnnounceMessage, type ControlMessage, type GoodbyeMessage,
-  type HeartbeatMessage, type HelloMessage, type NakMessage, type PathResponseMessage, type ReceiverReportMessage,
-  type NoticeMessage, type SubscribeMessage, type UnsubscribeMessage,
+  checkMedia, decode, encodeControl, peekType, type Message, type AckDetail, type ControlMessage,
+  type HelloMessage, type PathResponseMessage, type NoticeMessage,
 } from '../protocol/codec.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import { DatagramLog } from '../protocol/history.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
-import { seal, verifyAnnounceAuth, verifyTag } from '../protocol/session-crypto.ts';
+import { seal, verifyTag } from '../protocol/session-crypto.ts';
 import { AddressValidator } from './address-validator.ts';
-import { Channel, newSubscriber, type PeerSender, type Subscriber } from './channel.ts';
+import { Channel, type PeerSender } from './channel.ts';
 import { RateLimiter } from './rate-limiter.ts';
 import type { ClientEntry } from './clients.ts';
 import { hasMediaToken, pathNonce, SessionTable, type PeerSession } from './sessions.ts';
 import { createCounters, type BrokerCounters, type RefusalReason } from './counters.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
 import { CacheBudget, planMemory, type MemoryPlan } from './memory.ts';
+import type { BrokerContext } from './handlers/context.ts';
+import { handleAnnounce } from './handlers/announce.ts';
+import { handleGoodbye } from './handlers/goodbye.ts';
+import { handleHeartbeat } from './handlers/heartbeat.ts';
+import { handleNak } from './handlers/nak.ts';
+import { handleReport } from './handlers/report.ts';
+import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.ts';
 
 /** What the broker uses of dgram.Socket; tests may pass a recorder. */
 export interface DatagramSocket {
@@ -138,7 +145,32 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if ('error' in plan) throw new RangeError(plan.error);
     this.memory = plan;
     this.#cacheBudget = new CacheBudget(plan.cacheBytes, this.options.maxCacheBytesPerProducer);
+    const broker = this;
+    this.#ctx = {
+      options: this.options, counters: this.counters, channels: this.#channels, fanout: this.#fanout,
+      get historyMs() {
+        return broker.#historyMs;
+      },
+      now: () => this.#clock(),
+      emit: (event, ...args) => (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args),
+      ack: (s, m, status, detail) => this.#ack(s, m, status, detail),
+      refuse: (reason, s, m, status, detail) => this.#refuse(reason, s, m, status, detail),
+      send: (msg, s) => this.#sendCounted(msg, s.port, s.address),
+      leaseDetail: () => this.#leaseDetail(),
+      newChannel: (id) => new Channel(id, { maxFragments: this.options.maxCachedFragments, budget: this.#cacheBudget }, { slots: this.options.historyDatagrams, log: this.#log }),
+      setOnline: (ch) => this.#setOnline(ch),
+      setOffline: (ch, event, reason) => this.#setOffline(ch, event, reason),
+      closeSession: (s, reason) => this.#closeSession(s, reason),
+      clientOf: (s, m) => this.#clientOf(s, m),
+      sessionLive: (s) => this.#sessionLive(s),
+      producersFromIp: (ip) => this.#producersFromIp(ip),
+      sendQueueFull: () => this.#sendQueueFull(),
+      dropControl: (code) => this.#dropControl(code),
+    };
   }
+
+  /** What the message handlers (handlers/) may use of the broker. */
+  readonly #ctx: BrokerContext;
 
   /** How the memory ceiling is split (PROTOCOL.md §5.3). */
   readonly memory: MemoryPlan;
@@ -181,7 +213,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       return;
     }
     // Hot path (PROTOCOL.md §3): a MEDIA datagram is forwarded as received, without decoding.
-    if (msg[3] === MessageType.MEDIA) {
+    if (isMedia(msg)) {
       this.#forwardMedia(msg, rinfo);
       return;
     }
@@ -199,7 +231,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     const now = this.#clock();
     const onPath = rinfo.port === s.port && rinfo.address === s.address;
-    if (!onPath && msg[3] !== MessageType.PATH_RESPONSE) {
+    if (!onPath && peekType(msg) !== MessageType.PATH_RESPONSE) {
       // A datagram of the session from another address: a NAT rebinding, or a copy sent by
       // someone who saw it. Nothing from an unproven path is acted on; the path is asked to
       // prove itself (PROTOCOL.md §4.12). Its packet number is not used up, so the peer's
@@ -211,7 +243,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.countDrop('FC_DROP_REPLAY');
       return;
     }
-    if (!this.#allowControl(s, msg[3] === MessageType.NAK, now)) {
+    // The peer has the session's first answer: a retried HELLO can no longer need it.
+    s.welcome = null;
+    if (!this.#allowControl(s, peekType(msg) === MessageType.NAK, now)) {
       c.countDrop('FC_DROP_RATE_LIMITED');
       return;
     }
@@ -233,15 +267,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     // Every datagram is counted once: datagramsIn = mediaIn + controlIn + dropped.
     c.controlIn++;
     switch (m.type) {
-      case MessageType.ANNOUNCE: return this.#handleAnnounce(m, s);
-      case MessageType.SUBSCRIBE: return this.#handleSubscribe(m, s);
-      case MessageType.UNSUBSCRIBE: return this.#handleUnsubscribe(m, s);
+      case MessageType.ANNOUNCE: return handleAnnounce(this.#ctx, m, s);
+      case MessageType.SUBSCRIBE: return handleSubscribe(this.#ctx, m, s);
+      case MessageType.UNSUBSCRIBE: return handleUnsubscribe(this.#ctx, m, s);
       case MessageType.LIST: return this.#reply(s, this.#listReply(m.requestId), this.options.maxReplyBytes);
       case MessageType.STATS: return this.#reply(s, { type: MessageType.STATS_REPLY, producerId: 0, requestId: m.requestId, stats: this.statsSnapshot() }, this.options.maxReplyBytes);
-      case MessageType.HEARTBEAT: return this.#handleHeartbeat(m, s);
-      case MessageType.GOODBYE: return this.#handleGoodbye(m, s);
-      case MessageType.NAK: return this.#handleNak(m, s);
-      case MessageType.RECEIVER_REPORT: return this.#handleReport(m, s);
+      case MessageType.HEARTBEAT: return handleHeartbeat(this.#ctx, m, s);
+      case MessageType.GOODBYE: return handleGoodbye(this.#ctx, m, s);
+      case MessageType.NAK: return handleNak(this.#ctx, m, s);
+      case MessageType.RECEIVER_REPORT: return handleReport(this.#ctx, m, s);
     }
   }
 
@@ -252,12 +286,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.countDrop(err);
       return;
     }
-    const ch = this.#channels.get(msg.readUInt32BE(4));
+    const ch = this.#channels.get(mediaProducerId(msg));
     const p = ch?.producer;
     if (ch === undefined || p == null || !this.#sessionLive(p.session)) {
       // Not announced (a restarted broker): nudge the sender to open a session, at most 10 times a second.
       c.countDrop('FC_DROP_UNKNOWN_PRODUCER');
-      this.#hintUnknown(0, msg.readUInt32BE(4), rinfo);
+      this.#hintUnknown(0, mediaProducerId(msg), rinfo);
       return;
     }
     // PROTOCOL.md §3.1: MEDIA proves its session with the media token, compared without allocating.
@@ -265,14 +299,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.countDrop('FC_DROP_NOT_OWNER');
       return;
     }
-    const track = msg[12];
+    const track = mediaTrack(msg);
     // A copy of a datagram already forwarded (a replay, or a duplicate on the way) goes nowhere.
-    if (!ch.seqSeen[track].accept(((msg[20] << 24) | (msg[21] << 16) | (msg[22] << 8) | msg[23]) >>> 0)) {
+    if (!ch.seqSeen[track].accept(mediaSeq(msg))) {
       c.countDrop('FC_DROP_REPLAY');
       return;
     }
     // Nobody downstream may learn the token (a viewer could then forge the producer's MEDIA).
-    msg.fill(0, MEDIA_TOKEN_OFFSET, MEDIA_TOKEN_OFFSET + MEDIA_TOKEN_BYTES);
+    clearMediaToken(msg);
     p.mediaSinceSweep = true; // the lease, renewed by the next sweep
     if (!p.online) this.#setOnline(ch);
     if (track === Track.VIDEO) ch.cacheVideo(msg);
@@ -284,9 +318,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.options.latencyMs > 0) ch.history.put(track, msg, now);
     // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
     // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
-    const frameStart = msg[14] === 0 && msg[15] === 0;
-    if (frameStart) ch.shedFrame[track] = this.#sendQueueFull(now) ? msg.readUInt32BE(24) : -1;
-    if (ch.shedFrame[track] >= 0 && ch.shedFrame[track] === msg.readUInt32BE(24)) {
+    const frameStart = isFrameStart(msg);
+    if (frameStart) ch.shedFrame[track] = this.#sendQueueFull(now) ? mediaFrameNo(msg) : -1;
+    if (ch.shedFrame[track] >= 0 && ch.shedFrame[track] === mediaFrameNo(msg)) {
       if (frameStart) c.framesShed++;
       c.datagramsShed += n;
       return;
@@ -373,57 +407,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#sendCounted(welcome, rinfo.port, rinfo.address);
   }
 
-  #handleAnnounce(m: AnnounceMessage, s: PeerSession): void {
-    let ch = this.#channels.get(m.producerId);
-    const p = ch?.producer ?? null;
-    const owner = p !== null && p.session === s;
-    if (!owner && this.#producersFromIp(s.ip) >= this.options.maxProducersPerIp) {
-      this.counters.countRefusal('REFUSED_PRODUCERS_PER_IP');
-      return this.#ack(s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxProducersPerIp} producers per IP address` });
-    }
-    // PROTOCOL.md §4.1: an ID with a secret takes only an ANNOUNCE that proves it in this session.
-    const secret = this.options.producerSecrets.get(m.producerId);
-    if (secret !== undefined && !verifyAnnounceAuth(m.auth, secret, s.keys.binding, m.producerId)) {
-      this.counters.announcesRefused++;
-      this.counters.countRefusal('REFUSED_AUTH_FAILED');
-      this.emit('producerRefused', m.producerId, s.address, s.port);
-      return this.#ack(s, m, Status.AUTH_FAILED);
-    }
-    // PROTOCOL.md §5.3: an ID belongs to the session that announced it while its lease lives,
-    // unless the new session proves the ID's secret (a restarted producer takes it at once).
-    if (p !== null && p.online && !owner && secret === undefined && this.#sessionLive(p.session)) {
-      this.counters.announcesRefused++;
-      this.counters.countRefusal('REFUSED_ID_TAKEN');
-      this.emit('producerRefused', m.producerId, s.address, s.port);
-      return this.#ack(s, m, Status.ID_TAKEN);
-    }
-    if (ch === undefined) {
-      if (this.#channels.size >= this.options.maxProducers) return this.#refuse('REFUSED_PRODUCERS', s, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
-      ch = new Channel(m.producerId, { maxFragments: this.options.maxCachedFragments, budget: this.#cacheBudget }, { slots: this.options.historyDatagrams, log: this.#log });
-      this.#channels.set(m.producerId, ch);
-    }
-    const now = this.#clock();
-    // A new run (epoch and frame key, PROTOCOL.md §3.7) is news to subscribers even from the same session.
-    const newRun = p === null || p.epoch !== m.epoch || !p.frameKey.equals(m.frameKey);
-    const resumed = newRun || !p.online || !owner;
-    if (p !== null && owner) {
-      p.metadata = m.metadata;
-      p.lastHeardMs = now;
-      if (newRun) ch.clearCache();
-      p.epoch = m.epoch;
-      p.frameKey = m.frameKey;
-    } else {
-      if (p !== null) p.session.producerIds.delete(m.producerId);
-      ch.clearCache();
-      ch.producer = {
-        session: s, metadata: m.metadata, epoch: m.epoch, frameKey: m.frameKey, lastHeardMs: now, mediaSinceSweep: false, online: false, offlineSinceMs: now,
-      };
-    }
-    s.producerIds.add(m.producerId);
-    this.#ack(s, m, Status.OK, this.#leaseDetail());
-    if (resumed || !ch.producer!.online) this.#setOnline(ch);
-  }
-
   #setOnline(ch: Channel): void {
     const p = ch.producer!;
     p.online = true;
@@ -445,115 +428,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#clients++;
     this.emit('clientJoined', s.address, s.port);
     return s.client;
-  }
-
-  #handleSubscribe(m: SubscribeMessage, s: PeerSession): void {
-    const ch = this.#channels.get(m.producerId);
-    if (ch === undefined || ch.producer === null) return this.#ack(s, m, Status.UNKNOWN_PRODUCER);
-    const client = this.#clientOf(s, m);
-    if (client === null) return;
-    const p = ch.producer;
-    const detail: AckDetail = { metadata: p.metadata, online: p.online, epoch: p.epoch, frameKey: p.frameKey, ...this.#leaseDetail() };
-    if (client.subscriptions.has(m.producerId)) return this.#ack(s, m, Status.OK, detail); // a retry
-    if (client.subscriptions.size >= this.options.maxSubscriptionsPerClient) {
-      return this.#refuse('REFUSED_SUBSCRIPTIONS_PER_CLIENT', s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscriptionsPerClient} subscriptions per client` });
-    }
-    if (ch.subscribers.length >= this.options.maxSubscribersPerProducer) {
-      return this.#refuse('REFUSED_VIEWERS_PER_PRODUCER', s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscribersPerProducer} viewers per producer` });
-    }
-    const sub: Subscriber = newSubscriber(client.key, s.address, s.port, client.out, this.options.maxRetransmitsPerSecondPerSubscriber, this.#clock());
-    ch.addSubscriber(sub);
-    client.subscriptions.set(m.producerId, sub);
-    this.#fanout?.subscribe(ch.id, client.peer);
-    this.#ack(s, m, Status.OK, detail);
-    this.emit('subscribed', m.producerId, s.address, s.port);
-    // Instant join (PROTOCOL.md §3.5): the latest whole frame now, not at the next frame.
-    if (ch.producer.online) {
-      for (const d of ch.replayDatagrams()) this.#sendCounted(d, s.port, s.address);
-    }
-  }
-
-  #handleUnsubscribe(m: UnsubscribeMessage, s: PeerSession): void {
-    const client = s.client;
-    const had = client?.subscriptions.delete(m.producerId) ?? false;
-    if (had) {
-      this.#channels.get(m.producerId)?.removeSubscriber(client!.key);
-      this.#fanout?.unsubscribe(m.producerId, client!.peer);
-    }
-    // Idempotent: a retried UNSUBSCRIBE is answered OK as well (PROTOCOL.md §4.2).
-    this.#ack(s, m, had ? Status.OK : Status.NOT_SUBSCRIBED);
-    if (had) this.emit('unsubscribed', m.producerId, s.address, s.port);
-  }
-
-  #handleHeartbeat(m: HeartbeatMessage, s: PeerSession): void {
-    // The session's consent was renewed on receipt. A producer's heartbeat also renews its lease
-    // on the ID, which only the owning session can (PROTOCOL.md §5.2).
-    if (m.role === Role.CLIENT) return this.#ack(s, m, Status.OK);
-    const p = this.#channels.get(m.producerId)?.producer;
-    if (p == null || p.session !== s) return this.#ack(s, m, Status.NOT_REGISTERED);
-    p.lastHeardMs = this.#clock();
-    this.#ack(s, m, Status.OK);
-  }
-
-  #handleGoodbye(m: GoodbyeMessage, s: PeerSession): void {
-    if (m.producerId === 0) return this.#closeSession(s, 'goodbye');
-    const ch = this.#channels.get(m.producerId);
-    const p = ch?.producer;
-    if (ch === undefined || p == null || p.session !== s || !p.online) return;
-    this.#setOffline(ch, NoticeEvent.PRODUCER_ENDED, 'goodbye');
-  }
-
-  /**
-   * Loss recovery (PROTOCOL.md §3.6): sends the datagrams asked for again, to this subscriber
-   * only, flagged RETRANSMIT, while they are younger than the latency budget and within its
-   * retransmission budget. Nothing is answered for datagrams no longer held.
-   */
-  #handleNak(m: NakMessage, s: PeerSession): void {
-    const c = this.counters;
-    c.naksIn++;
-    const sub = s.client?.subscriptions.get(m.producerId);
-    const ch = this.#channels.get(m.producerId);
-    if (sub === undefined || ch === undefined) return this.#dropControl('FC_DROP_NOT_SUBSCRIBED');
-    const now = this.#clock();
-    if (this.#sendQueueFull()) {
-      // Repairs would only lengthen the queue that is shedding frames.
-      for (const r of m.ranges) c.retransmitsThrottled += r.count;
-      return;
-    }
-    const rate = this.options.maxRetransmitsPerSecondPerSubscriber;
-    sub.retransmitTokens = Math.min(rate, sub.retransmitTokens + ((now - sub.retransmitRefillMs) * rate) / 1000);
-    sub.retransmitRefillMs = now;
-    const history = ch.history;
-    // No more lookups than the history holds: a NAK cannot make the broker loop for long.
-    let lookups = history.capacity;
-    for (const r of m.ranges) {
-      for (let seq = r.first, end = r.first + r.count; seq < end; seq++) {
-        if (sub.retransmitTokens < 1 || lookups-- <= 0) {
-          c.retransmitsThrottled += end - seq;
-          break;
-        }
-        const copy = history.get(m.track, m.epoch, seq >>> 0, now, this.#historyMs);
-        if (copy === null) {
-          c.retransmitsUnavailable++;
-          continue;
-        }
-        sub.retransmitTokens--;
-        sub.retransmits++;
-        c.retransmitsOut++;
-        copy[13] |= MediaFlag.RETRANSMIT; // a copy of its own: the flag marks only this one
-        this.#sendCounted(copy, s.port, s.address);
-      }
-    }
-  }
-
-  /** A subscriber's view of its reception (PROTOCOL.md §4.11), kept for stats. */
-  #handleReport(m: ReceiverReportMessage, s: PeerSession): void {
-    const sub = s.client?.subscriptions.get(m.producerId);
-    if (sub === undefined) return this.#dropControl('FC_DROP_NOT_SUBSCRIBED');
-    this.counters.reportsIn++;
-    const { type: _t, producerId: _p, requestId: _r, sessionId: _s, packetNo: _n, ...report } = m;
-    sub.report = report;
-    sub.reportMs = this.#clock();
   }
 
   /**
@@ -828,10 +702,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (!isProtocolError(err)) throw err;
       this.counters.countDrop(err.code);
       const requestId = msg.readUInt32BE(REQUEST_ID_OFFSET);
-      if (s !== undefined && requestId !== 0 && TO_BROKER.has(msg[3] as MessageType)) {
+      const type = peekType(msg) as MessageType;
+      if (s !== undefined && requestId !== 0 && TO_BROKER.has(type)) {
         this.#reply(s, {
           type: MessageType.ACK, producerId: msg.readUInt32BE(4), requestId, status: Status.BAD_REQUEST,
-          ackedType: msg[3] as MessageType, detail: { message: err.message.slice(0, 200) },
+          ackedType: type, detail: { message: err.message.slice(0, 200) },
         });
       }
       return null;

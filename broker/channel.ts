@@ -1,4 +1,5 @@
 import type { ReceiverReport } from '../protocol/codec.ts';
+import { mediaEpoch, mediaFragCount, mediaFragIndex, mediaFrameNo } from '../protocol/media-header.ts';
 import { RetransmitHistory, type DatagramLog } from '../protocol/history.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 import { ReplayWindow } from '../protocol/session-crypto.ts';
@@ -119,7 +120,7 @@ export class Channel implements CacheHolder {
    * `msg` is a checked MEDIA datagram of the video track.
    */
   cacheVideo(msg: Buffer): void {
-    const fragCount = (msg[16] << 8) | msg[17];
+    const fragCount = mediaFragCount(msg);
     if (fragCount === 1) {
       // A whole frame in one datagram: no bookkeeping, and no allocation per frame.
       this.#dropBuilding();
@@ -130,9 +131,9 @@ export class Channel implements CacheHolder {
       this.#cachedBytes = msg.length;
       return;
     }
-    const epoch = msg.readUInt32BE(8);
-    const frameNo = msg.readUInt32BE(24);
-    const fragIndex = (msg[14] << 8) | msg[15];
+    const epoch = mediaEpoch(msg);
+    const frameNo = mediaFrameNo(msg);
+    const fragIndex = mediaFragIndex(msg);
     let b = this.#building;
     if (b === null || b.frameNo !== frameNo || b.epoch !== epoch || b.parts.length !== fragCount) {
       this.#dropBuilding();

@@ -1,5 +1,5 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import { MEDIA_TOKEN_OFFSET } from '../protocol/constants.ts';
+import { mediaTokenHi, mediaTokenLo } from '../protocol/media-header.ts';
 import { deriveSessionKeys, generateEphemeralKey, ReplayWindow, type SessionKeys } from '../protocol/session-crypto.ts';
 import type { ClientEntry } from './clients.ts';
 
@@ -117,10 +117,7 @@ export class SessionTable {
 
 /** Whether a MEDIA datagram carries this session's media token (PROTOCOL.md §3.1); no allocation. */
 export function hasMediaToken(msg: Buffer, s: PeerSession): boolean {
-  const o = MEDIA_TOKEN_OFFSET;
-  const hi = ((msg[o] << 24) | (msg[o + 1] << 16) | (msg[o + 2] << 8) | msg[o + 3]) >>> 0;
-  const lo = ((msg[o + 4] << 24) | (msg[o + 5] << 16) | (msg[o + 6] << 8) | msg[o + 7]) >>> 0;
-  return hi === s.mediaTokenHi && lo === s.mediaTokenLo;
+  return mediaTokenHi(msg) === s.mediaTokenHi && mediaTokenLo(msg) === s.mediaTokenLo;
 }
 
 /** A random nonce for PATH_CHALLENGE (PROTOCOL.md §4.12). */

@@ -1,8 +1,9 @@
 import { Packr, Unpackr } from 'msgpackr';
+import { clearMediaToken, MediaOffset, writeMediaToken, mediaFragCount, mediaFragIndex, mediaFrameBytes, mediaFragOffset, mediaTrack } from './media-header.ts';
 import {
   CONTROL_HEADER_BYTES, MAGIC, MAX_UDP_PAYLOAD_BYTES, MEDIA_HEADER_BYTES, MessageType, Role, Status, Track, VERSION,
   GoodbyeReason, NoticeEvent, MIN_HELLO_BYTES, TOKEN_BYTES, ANNOUNCE_AUTH_BYTES, NAK_FIXED_BYTES, NAK_RANGE_BYTES,
-  MAX_NAK_RANGES, MAX_NAK_RANGE_LENGTH, RECEIVER_REPORT_BYTES, MEDIA_TOKEN_OFFSET, MEDIA_TOKEN_BYTES, PUBLIC_KEY_BYTES, TAG_BYTES,
+  MAX_NAK_RANGES, MAX_NAK_RANGE_LENGTH, RECEIVER_REPORT_BYTES, PUBLIC_KEY_BYTES, TAG_BYTES,
   SESSION_ID_OFFSET, PACKET_NUMBER_OFFSET, REQUEST_ID_OFFSET, PATH_NONCE_BYTES, FRAME_KEY_BYTES, NOTICE_ONLINE_BODY_BYTES, NOTICE_FLAG_ENCRYPTED, HEARTBEAT_BODY_BYTES, SESSION_UNKNOWN_BODY_BYTES,
 } from './constants.ts';
 import { ProtocolError, ProtocolErrorCode as E } from './errors.ts';
@@ -170,19 +171,20 @@ export function encodeMedia(m: MediaFields, maxBytes = MAX_UDP_PAYLOAD_BYTES): B
   checkLimit(MEDIA_HEADER_BYTES + m.payload.length, maxBytes);
   const buf = Buffer.allocUnsafe(MEDIA_HEADER_BYTES + m.payload.length);
   writeHeader(buf, MessageType.MEDIA, m.producerId);
-  buf.writeUInt32BE(m.epoch >>> 0, 8);
-  buf[12] = m.track;
-  buf[13] = m.flags;
-  buf.writeUInt16BE(m.fragIndex, 14);
-  buf.writeUInt16BE(m.fragCount, 16);
-  buf.writeUInt16BE(0, 18);
-  buf.writeUInt32BE(m.seq >>> 0, 20);
-  buf.writeUInt32BE(m.frameNo >>> 0, 24);
-  buf.writeUInt32BE(m.timestampMs >>> 0, 28);
-  buf.writeUInt32BE(m.frameBytes, 32);
-  buf.writeUInt32BE(m.fragOffset, 36);
-  if (m.token === undefined) buf.fill(0, MEDIA_TOKEN_OFFSET, MEDIA_TOKEN_OFFSET + MEDIA_TOKEN_BYTES);
-  else m.token.copy(buf, MEDIA_TOKEN_OFFSET, 0, MEDIA_TOKEN_BYTES);
+  const o = MediaOffset;
+  buf.writeUInt32BE(m.epoch >>> 0, o.EPOCH);
+  buf[o.TRACK] = m.track;
+  buf[o.FLAGS] = m.flags;
+  buf.writeUInt16BE(m.fragIndex, o.FRAG_INDEX);
+  buf.writeUInt16BE(m.fragCount, o.FRAG_COUNT);
+  buf.writeUInt16BE(0, o.FRAG_COUNT + 2);
+  buf.writeUInt32BE(m.seq >>> 0, o.SEQ);
+  buf.writeUInt32BE(m.frameNo >>> 0, o.FRAME_NO);
+  buf.writeUInt32BE(m.timestampMs >>> 0, o.TIMESTAMP_MS);
+  buf.writeUInt32BE(m.frameBytes, o.FRAME_BYTES);
+  buf.writeUInt32BE(m.fragOffset, o.FRAG_OFFSET);
+  if (m.token === undefined) clearMediaToken(buf);
+  else writeMediaToken(buf, m.token);
   m.payload.copy(buf, MEDIA_HEADER_BYTES);
   return buf;
 }
@@ -302,13 +304,13 @@ export function encode(m: Message, maxBytes = MAX_UDP_PAYLOAD_BYTES): Buffer {
 export function checkMedia(buf: Buffer): E | null {
   const payloadBytes = buf.length - MEDIA_HEADER_BYTES;
   if (payloadBytes < 0) return E.TOO_SHORT;
-  if (buf[12] > Track.AUDIO) return E.BAD_TRACK;
+  if (mediaTrack(buf) > Track.AUDIO) return E.BAD_TRACK;
   // Byte reads, not readUInt*BE: this runs for every datagram a producer sends.
-  const fragIndex = (buf[14] << 8) | buf[15];
-  const fragCount = (buf[16] << 8) | buf[17];
+  const fragIndex = mediaFragIndex(buf);
+  const fragCount = mediaFragCount(buf);
   if (fragCount === 0 || fragIndex >= fragCount) return E.BAD_FRAGMENT;
-  const frameBytes = ((buf[32] << 24) >>> 0) + ((buf[33] << 16) | (buf[34] << 8) | buf[35]);
-  const fragOffset = ((buf[36] << 24) >>> 0) + ((buf[37] << 16) | (buf[38] << 8) | buf[39]);
+  const frameBytes = mediaFrameBytes(buf);
+  const fragOffset = mediaFragOffset(buf);
   if (fragOffset + payloadBytes > frameBytes) return E.BAD_LENGTH;
   // Every fragment carries at least one byte, so a frame cannot claim more fragments than bytes.
   if (payloadBytes === 0 || fragCount > frameBytes) return E.BAD_LENGTH;
@@ -516,19 +518,20 @@ export function decode(buf: Buffer): Message {
   if (type !== MessageType.MEDIA) return decodeControl(buf, type, producerId);
   const err = checkMedia(buf);
   if (err !== null) throw new ProtocolError(err, MEDIA_ERROR_TEXT[err]);
+  const o = MediaOffset;
   return {
     type,
     producerId,
-    epoch: buf.readUInt32BE(8),
-    track: buf[12] as Track,
-    flags: buf[13],
-    fragIndex: buf.readUInt16BE(14),
-    fragCount: buf.readUInt16BE(16),
-    seq: buf.readUInt32BE(20),
-    frameNo: buf.readUInt32BE(24),
-    timestampMs: buf.readUInt32BE(28),
-    frameBytes: buf.readUInt32BE(32),
-    fragOffset: buf.readUInt32BE(36),
+    epoch: buf.readUInt32BE(o.EPOCH),
+    track: buf[o.TRACK] as Track,
+    flags: buf[o.FLAGS],
+    fragIndex: buf.readUInt16BE(o.FRAG_INDEX),
+    fragCount: buf.readUInt16BE(o.FRAG_COUNT),
+    seq: buf.readUInt32BE(o.SEQ),
+    frameNo: buf.readUInt32BE(o.FRAME_NO),
+    timestampMs: buf.readUInt32BE(o.TIMESTAMP_MS),
+    frameBytes: buf.readUInt32BE(o.FRAME_BYTES),
+    fragOffset: buf.readUInt32BE(o.FRAG_OFFSET),
     payload: buf.subarray(MEDIA_HEADER_BYTES),
   };
 }

@@ -1,6 +1,4 @@
-/** Bytes of a MEDIA header read here (PROTOCOL.md §3.1): epoch at 8, seq at 20. */
-const EPOCH_OFFSET = 8;
-const SEQ_OFFSET = 20;
+import { mediaEpoch, mediaSeq } from './media-header.ts';
 
 /**
  * One circular byte log that every producer's recent datagrams are copied into, for
@@ -83,7 +81,7 @@ export class RetransmitHistory {
   put(track: number, msg: Buffer, nowMs: number): void {
     if (msg.length > this.#log.size / 4) return;
     if (this.#seq === null) this.#allocate();
-    const seq = msg.readUInt32BE(SEQ_OFFSET);
+    const seq = mediaSeq(msg);
     const i = seq & this.#mask;
     this.#seq![track][i] = seq + 1;
     this.#start![track][i] = this.#log.append(msg);
@@ -100,7 +98,7 @@ export class RetransmitHistory {
     const i = seq & this.#mask;
     if (this.#seq === null || this.#seq[track][i] !== seq + 1 || nowMs - this.#time![track][i] > maxAgeMs) return null;
     const view = this.#log.read(this.#start![track][i], this.#len![track][i]);
-    if (view === null || view.readUInt32BE(EPOCH_OFFSET) !== epoch >>> 0 || view.readUInt32BE(SEQ_OFFSET) !== seq >>> 0) return null;
+    if (view === null || mediaEpoch(view) !== epoch >>> 0 || mediaSeq(view) !== seq >>> 0) return null;
     return Buffer.from(view);
   }
 

@@ -11,3 +11,4 @@ export * from './wav.ts';
 export * from './history.ts';
 export * from './gaps.ts';
 export * from './jitter.ts';
+export * from './media-header.ts';

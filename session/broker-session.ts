@@ -379,12 +379,12 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
     this.#scheduleHeartbeat(this.#reachable ? this.#opts.heartbeatIntervalMs : this.#backoff(this.#missed));
   }
 
-  #decode(raw: Buffer, countErrors = true): Message | null {
+  #decode(raw: Buffer): Message | null {
     try {
       return decode(raw);
     } catch (err) {
       if (!isProtocolError(err)) throw err;
-      if (countErrors) this.#drop(err.code);
+      this.#drop(err.code);
       return null;
     }
   }

@@ -1,5 +1,6 @@
 import cluster from 'node:cluster';
 import dgram from 'node:dgram';
+import { mediaProducerId } from '../../protocol/media-header.ts';
 import { REGISTER, REGISTERED } from '../wire.ts';
 
 /** A subscriber as a baseline relay keeps it; `socket` is its own connected socket (--connected). */
@@ -19,7 +20,7 @@ export function plainRelay(connected: boolean): void {
   const socket = dgram.createSocket({ type: 'udp4', reuseAddr: connected });
   const subscribers = new Map<number, Out[]>();
   const forward = (msg: Buffer): void => {
-    const subs = subscribers.get(msg.readUInt32BE(4));
+    const subs = subscribers.get(mediaProducerId(msg));
     if (subs === undefined) return;
     if (connected) for (let i = 0; i < subs.length; i++) subs[i].socket!.send(msg);
     else for (let i = 0; i < subs.length; i++) socket.send(msg, subs[i].port, subs[i].address);

@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import { parentPort, Worker, workerData } from 'node:worker_threads';
+import { mediaProducerId } from '../../protocol/media-header.ts';
 import { REGISTER, REGISTERED } from '../wire.ts';
 import type { Out } from './plain.ts';
 
@@ -82,7 +83,7 @@ export function ringWorker(): void {
     for (; read < written; read++) {
       const slot = read % SLOTS;
       const msg = ring.subarray(slot * SLOT_BYTES, slot * SLOT_BYTES + meta[1 + slot]);
-      const subs = subscribers.get(msg.readUInt32BE(4));
+      const subs = subscribers.get(mediaProducerId(msg));
       if (subs === undefined) continue;
       for (let i = 0; i < subs.length; i++) socket.send(msg, subs[i].port, subs[i].address);
     }

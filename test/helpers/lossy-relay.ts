@@ -1,9 +1,9 @@
 import dgram from 'node:dgram';
-import { MediaFlag, MessageType, peekType } from '../../protocol/index.ts';
+import { isMedia, isRetransmit as flaggedRetransmit } from '../../protocol/index.ts';
 import { xorshift32 } from './prng.ts';
 
 function isRetransmit(d: Buffer): boolean {
-  return peekType(d) === MessageType.MEDIA && d.length > 13 && (d[13] & MediaFlag.RETRANSMIT) !== 0;
+  return isMedia(d) && d.length > 13 && flaggedRetransmit(d);
 }
 
 export interface RelayOptions {
