@@ -108,6 +108,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #validator: AddressValidator;
   /** Handshakes per source IP and from everyone, checked before any work (PROTOCOL.md §5.4). */
   readonly #handshakeRate: RateLimiter;
+  readonly #retransmitRate: RateLimiter;
   readonly #handshakeTokens: { tokens: number; refillMs: number };
   /** Recent datagrams of every producer, for NAKs (PROTOCOL.md §3.6). */
   readonly #log: DatagramLog;
@@ -140,6 +141,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#sessions = new SessionTable({ maxSessions: this.options.maxSessions, maxSessionsPerIp: this.options.maxSessionsPerIp });
     this.#handshakeRate = new RateLimiter({ ratePerSecond: this.options.maxHandshakesPerSecondPerIp, maxTracked: this.options.maxRateTrackedAddresses });
     this.#handshakeTokens = { tokens: this.options.maxHandshakesPerSecond, refillMs: this.#clock() };
+    // Keyed by the IPs of proven sessions only, so no more than there are sessions (their charge covers it).
+    this.#retransmitRate = new RateLimiter({ ratePerSecond: this.options.maxRetransmitsPerSecondPerIp, maxTracked: this.options.maxSessions });
     this.#log = new DatagramLog(this.options.historyBytes);
     const plan = planMemory(this.options);
     if ('error' in plan) throw new RangeError(plan.error);
@@ -165,6 +168,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       sessionLive: (s) => this.#sessionLive(s),
       producersFromIp: (ip) => this.#producersFromIp(ip),
       sendQueueFull: () => this.#sendQueueFull(),
+      takeRetransmit: (ip) => this.#retransmitRate.allow(ip, this.#clock()),
       dropControl: (code) => this.#dropControl(code),
     };
   }
@@ -509,6 +513,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   sweep(now: number): void {
     const { leaseMs, offlineRetentionMs } = this.options;
     this.#handshakeRate.sweep(now);
+    this.#retransmitRate.sweep(now);
     for (const s of this.#sessions.values()) {
       if (now - s.lastHeardMs <= leaseMs) continue;
       // A producer's MEDIA is its consent too (marked on the hot path, read here).

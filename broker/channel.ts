@@ -122,10 +122,15 @@ export class Channel implements CacheHolder {
   cacheVideo(msg: Buffer): void {
     const fragCount = mediaFragCount(msg);
     if (fragCount === 1) {
-      // A whole frame in one datagram: no bookkeeping, and no allocation per frame.
-      this.#dropBuilding();
-      this.#dropCached();
-      if (!this.#charge(msg.length)) return;
+      // A whole frame in one datagram, in place of the last: only the difference in size is
+      // charged, and nothing is allocated (this runs for every such datagram).
+      if (this.#building !== null) this.#dropBuilding();
+      const grow = msg.length - this.#cachedBytes;
+      if (grow > 0 && !this.#budget.charge(this, grow)) {
+        this.#dropCached();
+        return;
+      }
+      if (grow < 0) this.#budget.release(this, -grow);
       this.#single[0] = msg;
       this.#cached = this.#single;
       this.#cachedBytes = msg.length;

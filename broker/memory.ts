@@ -103,10 +103,11 @@ export class CacheBudget {
       this.evictions++;
     }
     this.#used += bytes;
-    this.#holders.add(holder);
+    if (holder.cacheBytes === 0) this.#holders.add(holder);
     return true;
   }
 
+  /** Gives `bytes` back; a holder that holds nothing more is forgotten. */
   release(holder: CacheHolder, bytes: number): void {
     this.#used -= bytes;
     if (holder.cacheBytes === 0) this.#holders.delete(holder);

@@ -67,6 +67,8 @@ export interface BrokerOptions {
   readonly historyBytes: number;
   /** Retransmissions per subscriber per second (bursts up to as many). */
   readonly maxRetransmitsPerSecondPerSubscriber: number;
+  /** Retransmissions to all sessions of one source IP per second, so many sessions buy no more repairs (PROTOCOL.md §3.6). */
+  readonly maxRetransmitsPerSecondPerIp: number;
   /** NAKs accepted per session per second; counted apart from other control messages. */
   readonly maxNaksPerSecondPerSession: number;
 }
@@ -103,5 +105,6 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   historyDatagrams: 512,
   historyBytes: 16 * 1024 * 1024,
   maxRetransmitsPerSecondPerSubscriber: 1000,
+  maxRetransmitsPerSecondPerIp: 4000,
   maxNaksPerSecondPerSession: 200,
 });

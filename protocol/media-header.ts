@@ -54,5 +54,6 @@ export function writeMediaToken(d: Buffer, token: Buffer): void {
 }
 /** Zeroes the token before a datagram goes to viewers, in place (no copy). */
 export function clearMediaToken(d: Buffer): void {
-  d.fill(0, MediaOffset.TOKEN, MediaOffset.TOKEN + MEDIA_TOKEN_BYTES);
+  // Byte stores: Buffer#fill validates its arguments in JavaScript first, several times the cost.
+  for (let i = MediaOffset.TOKEN; i < MediaOffset.TOKEN + MEDIA_TOKEN_BYTES; i++) d[i] = 0;
 }

@@ -467,6 +467,19 @@ describe('Broker', () => {
       expect(t.broker.counters.retransmitsUnavailable).toBe(2);
     });
 
+    it('limits retransmissions per source IP too: more sessions from one IP buy no more repairs', () => {
+      const t = setup({ options: { maxRetransmitsPerSecondPerIp: 1500 } });
+      t.announce();
+      const viewers = [0, 1, 2, 3].map((i) => ({ address: '10.0.0.9', port: 6000 + i }));
+      for (const v of viewers) t.subscribe(v);
+      stream(t, 300);
+      t.socket.clear();
+      for (const v of viewers) t.feed({ type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, epoch: 1, track: Track.VIDEO, ranges: [{ first: 88, count: 512 }] }, v);
+      // Four subscribers of 1000 a second each, but one IP: 1500 in all, not 2048.
+      expect(t.broker.counters.retransmitsOut).toBe(1500);
+      expect(t.broker.counters.retransmitsThrottled).toBe(4 * 512 - 1500);
+    });
+
     it('limits retransmissions per subscriber, and a NAK cannot make it loop beyond its history', () => {
       const t = setup();
       t.announce();

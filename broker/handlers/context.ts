@@ -38,6 +38,8 @@ export interface BrokerContext {
   sessionLive(s: PeerSession): boolean;
   producersFromIp(ip: string): number;
   sendQueueFull(): boolean;
+  /** One retransmission from the budget of a source IP (all its sessions together); false when spent. */
+  takeRetransmit(ip: string): boolean;
   /** A control datagram counted as received turns out to be dropped. */
   dropControl(code: string): void;
 }

@@ -37,6 +37,11 @@ export function handleNak(ctx: BrokerContext, m: NakMessage, s: PeerSession): vo
         c.retransmitsUnavailable++;
         continue;
       }
+      if (!ctx.takeRetransmit(s.ip)) {
+        // The budget of the sender's IP, all its sessions together, is spent.
+        c.retransmitsThrottled += end - seq;
+        break;
+      }
       sub.retransmitTokens--;
       sub.retransmits++;
       c.retransmitsOut++;
