@@ -247,6 +247,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.countDrop('FC_DROP_REPLAY');
       return;
     }
+    // The peer has the session's first answer: a retried HELLO can no longer need it.
+    s.welcome = null;
     if (!this.#allowControl(s, peekType(msg) === MessageType.NAK, now)) {
       c.countDrop('FC_DROP_RATE_LIMITED');
       return;

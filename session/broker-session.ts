@@ -315,7 +315,7 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
   }
 
   #attempt(requestId: number, p: Pending): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#pending.get(requestId) !== p) return;
     p.attempts++;
     p.sentMs = this.#clock();
     const m = p.build(this.#current);
@@ -324,6 +324,8 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
       if (m.type === MessageType.HELLO) this.#sendRaw(encodeControl(m));
       else if (cur !== null) this.#sendRaw(this.#seal(m, cur));
     }
+    // Answered already (a socket that delivers the reply within send): no retry to schedule.
+    if (this.#pending.get(requestId) !== p) return;
     if (p.attempts >= this.#opts.requestAttempts) {
       p.timer = setTimeout(() => {
         this.#pending.delete(requestId);
