@@ -37,7 +37,7 @@ export interface ClientEvents {
 
 export type RequestResult =
   | { readonly ok: true; readonly metadata?: StreamMetadata; readonly online?: boolean }
-  | { readonly ok: false; readonly status: number | null; readonly message: string };
+  | { readonly ok: false; readonly status: number | null; readonly message: string; readonly waiting?: true };
 
 /**
  * A viewer's session with the broker: subscriptions that survive broker restarts and producer
@@ -55,6 +55,8 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
   #nakFlushScheduled = false;
   readonly #passKeys = new Map<number, Buffer>();
   readonly #refreshedMs = new Map<number, number>();
+  readonly #asking = new Set<Subscription>();
+  #closed = false;
   malformed = 0;
   unsolicited = 0;
 
@@ -101,6 +103,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
   }
 
   static readonly #NO_ANSWER = { ok: false, status: null, message: 'the broker did not answer' } as const;
+  static readonly #WAITING = { ok: false, status: null, message: 'the broker did not answer yet: asking again until it does', waiting: true } as const;
 
   /** Subscribes to a producer; with `heal`, keeps trying until the producer is back. */
   async subscribe(id: number): Promise<RequestResult> {
@@ -116,18 +119,74 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     }
     const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 });
     if (r?.type === MessageType.ACK && r.status === Status.OK) {
+      sub.waiting = false;
       this.#applyAck(sub, r.detail);
       if (this.#opts.recordDir !== null && sub.recorder === null) sub.recorder = new StreamRecorder(this.#opts.recordDir, formatProducerId(id));
       return { ok: true, metadata: r.detail.metadata, online: r.detail.online };
+    }
+    if (r === null) {
+      // What the user asked for stays wanted until they unsubscribe: asked again, with backoff,
+      // until the broker answers however late (PROTOCOL.md §5.1).
+      if (!sub.active) return FramecastClient.#NO_ANSWER;
+      sub.waiting = true;
+      void this.#keepAsking(sub);
+      return FramecastClient.#WAITING;
     }
     if (!existed) {
       sub.close();
       if (previous === undefined) this.subscriptions.delete(id);
       else this.subscriptions.set(id, previous);
     }
-    if (r === null) return FramecastClient.#NO_ANSWER;
     const status = r.type === MessageType.ACK ? r.status : null;
     return { ok: false, status, message: r.type === MessageType.ACK ? (r.detail.message ?? STATUS_TEXT[r.status]) : 'unexpected reply' };
+  }
+
+  /** Asks again for a subscription the broker has not answered, until it does or the user unsubscribes. */
+  async #keepAsking(sub: Subscription): Promise<void> {
+    if (this.#asking.has(sub)) return;
+    this.#asking.add(sub);
+    try {
+      let answered = false;
+      for (let round = 0; sub.active && sub.waiting && !this.#closed; round++) {
+        // Backoff with jitter, up to a heartbeat interval: many clients do not ask in step.
+        const delayMs = Math.min(this.#opts.heartbeatIntervalMs, DEFAULT_RETRY_INITIAL_MS * 2 ** round) * (0.5 + Math.random() / 2);
+        await this.#sleepUntilSession(delayMs);
+        if (!sub.active || !sub.waiting || this.#closed) return;
+        const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: sub.id, requestId: 0 });
+        if (r === null || !sub.active) continue;
+        sub.waiting = false;
+        const name = formatProducerId(sub.id);
+        if (r.type === MessageType.ACK && r.status === Status.OK) {
+          this.#applyAck(sub, r.detail);
+          if (this.#opts.recordDir !== null && sub.recorder === null) sub.recorder = new StreamRecorder(this.#opts.recordDir, name);
+          this.emit('event', `subscribed to ${name} (the broker answered at last)`);
+        } else if (r.type === MessageType.ACK && r.status === Status.UNKNOWN_PRODUCER) {
+          // Not live yet: it stays wanted. The broker's first answer came with ours: its producer
+          // is likely announcing this very moment, so the backoff starts again, once.
+          sub.waiting = true;
+          if (!answered) round = -1;
+          answered = true;
+        } else {
+          sub.close();
+          this.emit('event', `cannot subscribe to ${name}: ${r.type === MessageType.ACK ? (r.detail.message ?? STATUS_TEXT[r.status]) : 'unexpected reply'}`);
+        }
+      }
+    } finally {
+      this.#asking.delete(sub);
+    }
+  }
+
+  /** Waits `ms`, or less if a session opens meanwhile (the broker is back: ask now). */
+  #sleepUntilSession(ms: number): Promise<void> {
+    return new Promise((res) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.link.off('established', done);
+        res();
+      };
+      const timer = setTimeout(done, ms);
+      this.link.on('established', done);
+    });
   }
 
   /** What a SUBSCRIBE ACK tells (authenticated): metadata, whether live, and the run whose frames to accept. */
@@ -189,6 +248,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
 
   /** Unsubscribes from everything and says goodbye (PROTOCOL.md §4.6). */
   close(): void {
+    this.#closed = true;
     for (const s of this.active()) {
       this.link.send({ type: MessageType.UNSUBSCRIBE, producerId: s.id, requestId: 0 });
       s.close();

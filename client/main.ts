@@ -44,6 +44,7 @@ await runMain('client', async () => {
     const r = await client.subscribe(id);
     const name = formatProducerId(id);
     if (r.ok) say(`subscribed to ${name}${r.metadata ? `: ${describeMetadata(r.metadata)}` : ''}${r.online === false ? ' (offline for now)' : ''}`);
+    else if (r.waiting === true) say(`${name}: the broker does not answer yet; asking again until it does`);
     else say(`cannot subscribe to ${name}: ${r.message}`);
   };
 

@@ -101,6 +101,8 @@ export class Subscription {
   online = true;
   /** False once unsubscribed; the figures stay for the summary. */
   active = true;
+  /** Wanted, but the broker has not accepted it yet (it did not answer): asked again until it does. */
+  waiting = false;
   lastHeardMs = 0;
   firstFrameMs = 0;
   /** When the latest whole video frame arrived. */

@@ -109,8 +109,17 @@ export class Producer extends EventEmitter<ProducerEvents> {
           this.emit('refused', r.detail.message ?? STATUS_TEXT[r.status]);
           if (r.status !== Status.ID_TAKEN && r.status !== Status.AUTH_FAILED) return false;
         }
-        // No answer, or the ID still leased to an old session: try again after a heartbeat interval.
-        await new Promise((res) => setTimeout(res, this.#opts.heartbeatIntervalMs));
+        // No answer, or the ID still leased to an old session: try again after a heartbeat
+        // interval, or at once when a new session opens (the broker is back).
+        await new Promise<void>((res) => {
+          const done = (): void => {
+            clearTimeout(timer);
+            this.link.off('established', done);
+            res();
+          };
+          const timer = setTimeout(done, this.#opts.heartbeatIntervalMs);
+          this.link.on('established', done);
+        });
       }
     } finally {
       this.#announcing = false;

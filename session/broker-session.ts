@@ -339,10 +339,12 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
   /** A session just opened: send what waited for one now rather than at its next retry. */
   #kickPending(): void {
     for (const [id, p] of this.#pending) {
-      if (p.attempts >= this.#opts.requestAttempts) continue;
       const m = p.build(this.#current);
       if (m === null || m.type === MessageType.HELLO) continue;
       clearTimeout(p.timer);
+      // A request that spent its attempts while no session was open (none of them was sent)
+      // still gets this one, with the usual wait for its answer.
+      if (p.attempts >= this.#opts.requestAttempts) p.attempts = this.#opts.requestAttempts - 1;
       this.#attempt(id, p);
     }
   }

@@ -127,3 +127,25 @@ describe('fault tolerance, real processes and signals', () => {
     await c.waitFor(/^broker is shutting down/, 2000);
   });
 });
+
+describe('requests that never give up (PROTOCOL.md §5.1)', () => {
+  it('a client and producer started 8 s before their broker stream within 3 s of it starting', async () => {
+    const port = await freeUdpPort();
+    const address = `127.0.0.1:${port}`;
+    const c = viewer(address, ['1AAA99']);
+    producer('1AAA99', address);
+    await c.waitFor(/^1AAA99: the broker does not answer yet; asking again until it does$/, 15_000);
+    c.write('stats');
+    await c.waitFor(/^1AAA99: waiting for the broker to answer/);
+    await new Promise((r) => setTimeout(r, 8000 - 3000)); // the first SUBSCRIBE gave up after about 3 s
+    const broker = new Proc('broker/main.ts', ['--port', String(port), '--host', '127.0.0.1']);
+    await broker.waitFor(/broker listening on/);
+    const listeningMs = performance.now();
+    await c.waitFor(/^subscribed to 1AAA99 \(the broker answered at last\)$/, 10_000);
+    await streaming(c, '1AAA99');
+    const ms = performance.now() - listeningMs;
+    report('client and producer started 8 s before their broker were streaming after', listeningMs);
+    // Version 1: a client started 4 s or more before its broker never streamed.
+    expect(ms).toBeLessThan(3000);
+  }, 40_000);
+});
