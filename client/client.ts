@@ -150,7 +150,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       for (let round = 0; sub.active && sub.waiting && !this.#closed; round++) {
         // Backoff with jitter, up to a heartbeat interval: many clients do not ask in step.
         const delayMs = Math.min(this.#opts.heartbeatIntervalMs, DEFAULT_RETRY_INITIAL_MS * 2 ** round) * (0.5 + Math.random() / 2);
-        await this.#sleepUntilSession(delayMs);
+        await this.link.waitOrEstablished(delayMs);
         if (!sub.active || !sub.waiting || this.#closed) return;
         const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: sub.id, requestId: 0 });
         if (r === null || !sub.active) continue;
@@ -174,19 +174,6 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     } finally {
       this.#asking.delete(sub);
     }
-  }
-
-  /** Waits `ms`, or less if a session opens meanwhile (the broker is back: ask now). */
-  #sleepUntilSession(ms: number): Promise<void> {
-    return new Promise((res) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        this.link.off('established', done);
-        res();
-      };
-      const timer = setTimeout(done, ms);
-      this.link.on('established', done);
-    });
   }
 
   /** What a SUBSCRIBE ACK tells (authenticated): metadata, whether live, and the run whose frames to accept. */

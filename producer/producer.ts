@@ -111,15 +111,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
         }
         // No answer, or the ID still leased to an old session: try again after a heartbeat
         // interval, or at once when a new session opens (the broker is back).
-        await new Promise<void>((res) => {
-          const done = (): void => {
-            clearTimeout(timer);
-            this.link.off('established', done);
-            res();
-          };
-          const timer = setTimeout(done, this.#opts.heartbeatIntervalMs);
-          this.link.on('established', done);
-        });
+        await this.link.waitOrEstablished(this.#opts.heartbeatIntervalMs);
       }
     } finally {
       this.#announcing = false;

@@ -112,6 +112,19 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
     return this.#current;
   }
 
+  /** Waits `ms`, or less when a session opens meanwhile (the broker is back: ask again now). */
+  waitOrEstablished(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.off('established', done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.on('established', done);
+    });
+  }
+
   /** Sends from another socket from now on, keeping the session (a NAT rebinding; PROTOCOL.md §4.12). */
   rebind(socket: ConnectedSocket): void {
     this.#socket = socket;
