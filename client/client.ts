@@ -119,9 +119,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     }
     const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 });
     if (r?.type === MessageType.ACK && r.status === Status.OK) {
-      sub.waiting = false;
-      this.#applyAck(sub, r.detail);
-      if (this.#opts.recordDir !== null && sub.recorder === null) sub.recorder = new StreamRecorder(this.#opts.recordDir, formatProducerId(id));
+      this.#accepted(sub, r.detail);
       return { ok: true, metadata: r.detail.metadata, online: r.detail.online };
     }
     if (r === null) {
@@ -157,8 +155,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
         sub.waiting = false;
         const name = formatProducerId(sub.id);
         if (r.type === MessageType.ACK && r.status === Status.OK) {
-          this.#applyAck(sub, r.detail);
-          if (this.#opts.recordDir !== null && sub.recorder === null) sub.recorder = new StreamRecorder(this.#opts.recordDir, name);
+          this.#accepted(sub, r.detail);
           this.emit('event', `subscribed to ${name} (the broker answered at last)`);
         } else if (r.type === MessageType.ACK && r.status === Status.UNKNOWN_PRODUCER) {
           // Not live yet: it stays wanted. The broker's first answer came with ours: its producer
@@ -176,8 +173,13 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     }
   }
 
-  /** What a SUBSCRIBE ACK tells (authenticated): metadata, whether live, and the run whose frames to accept. */
-  #applyAck(sub: Subscription, detail: AckDetail): void {
+  /**
+   * The broker accepted the subscription (an authenticated SUBSCRIBE ACK OK): its metadata,
+   * whether it is live, the run whose frames to accept; no longer waiting; recorded if asked.
+   */
+  #accepted(sub: Subscription, detail: AckDetail): void {
+    sub.waiting = false;
+    if (this.#opts.recordDir !== null && sub.recorder === null) sub.recorder = new StreamRecorder(this.#opts.recordDir, formatProducerId(sub.id));
     sub.metadata = detail.metadata ?? sub.metadata;
     sub.online = detail.online ?? true;
     if (detail.epoch !== undefined && detail.frameKey !== undefined) {
@@ -205,7 +207,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     if (now - (this.#refreshedMs.get(sub.id) ?? -Infinity) < RUN_REFRESH_MS) return;
     this.#refreshedMs.set(sub.id, now);
     void this.link.request({ type: MessageType.SUBSCRIBE, producerId: sub.id, requestId: 0 }).then((r) => {
-      if (r?.type === MessageType.ACK && r.status === Status.OK && sub.active) this.#applyAck(sub, r.detail);
+      if (r?.type === MessageType.ACK && r.status === Status.OK && sub.active) this.#accepted(sub, r.detail);
     });
   }
 
