@@ -1,5 +1,8 @@
 import { EventEmitter } from 'node:events';
-import { clearMediaToken, isFrameStart, isMedia, mediaFrameNo, mediaProducerId, mediaSeq, mediaTrack } from '../protocol/media-header.ts';
+import {
+  clearMediaToken, clearRetransmit, isFrameStart, isMedia, isRetransmit, mediaEpoch, mediaFragCount, mediaFragIndex, mediaFrameNo,
+  mediaProducerId, mediaSeq, mediaTrack,
+} from '../protocol/media-header.ts';
 import {
   CONTROL_HEADER_BYTES, GoodbyeReason, MAGIC, MessageType,
   NoticeEvent, PACKET_NUMBER_OFFSET, REQUEST_ID_OFFSET, SESSION_ID_OFFSET, Status, STATUS_TEXT, TAG_BYTES, Track, VERSION,
@@ -125,6 +128,18 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return 2 * this.options.latencyMs;
   }
 
+  /**
+   * The uplink's share of the latency budget (PROTOCOL.md §3.6): a gap in a producer's seqs is
+   * asked of the producer for half the budget, so that a repair that arrives by then still
+   * leaves the viewers' hop the other half to repair its own loss of it.
+   */
+  get #uplinkBudgetMs(): number {
+    return this.options.latencyMs / 2;
+  }
+
+  /** Channels with gaps in their producer's seqs still being asked for (repairTick). */
+  readonly #repairing = new Set<Channel>();
+
   readonly #peers: PeerSockets | null;
   readonly #fanout: Fanout | null;
 
@@ -160,7 +175,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       refuse: (reason, s, m, status, detail) => this.#refuse(reason, s, m, status, detail),
       send: (msg, s) => this.#sendCounted(msg, s.port, s.address),
       leaseDetail: () => this.#leaseDetail(),
-      newChannel: (id) => new Channel(id, { maxFragments: this.options.maxCachedFragments, budget: this.#cacheBudget }, { slots: this.options.historyDatagrams, log: this.#log }),
+      newChannel: (id) => new Channel(id, { maxFragments: this.options.maxCachedFragments, budget: this.#cacheBudget }, { slots: this.options.historyDatagrams, log: this.#log, uplinkBudgetMs: this.#uplinkBudgetMs }),
       setOnline: (ch) => this.#setOnline(ch),
       setOffline: (ch, event, reason) => this.#setOffline(ch, event, reason),
       closeSession: (s, reason) => this.#closeSession(s, reason),
@@ -311,18 +326,29 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     // Nobody downstream may learn the token (a viewer could then forge the producer's MEDIA).
     clearMediaToken(msg);
+    // A repair the broker asked for goes on as an ordinary datagram: viewers count only the loss
+    // of their own link (PROTOCOL.md §3.6).
+    const repair = isRetransmit(msg);
+    if (repair) {
+      clearRetransmit(msg);
+      c.uplinkRepairsIn++;
+    }
     p.mediaSinceSweep = true; // the lease, renewed by the next sweep
     if (!p.online) this.#setOnline(ch);
-    if (track === Track.VIDEO) ch.cacheVideo(msg);
+    if (track === Track.VIDEO) ch.cacheVideo(msg, repair);
     c.mediaIn++;
     const subs = ch.subscribers;
     const n = subs.length;
     if (n === 0) return; // nobody watches: nothing to send, nothing anyone could NAK
     const now = this.#clock();
-    if (this.options.latencyMs > 0) ch.history.put(track, msg, now);
+    if (this.options.latencyMs > 0) {
+      ch.history.put(track, msg, now);
+      this.#trackUplink(ch, msg, track, now);
+    }
     // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
     // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
-    const frameStart = isFrameStart(msg);
+    // A repair of an older frame leaves the decision about the current one as it is.
+    const frameStart = isFrameStart(msg) && !repair;
     if (frameStart) ch.shedFrame[track] = this.#sendQueueFull(now) ? mediaFrameNo(msg) : -1;
     if (ch.shedFrame[track] >= 0 && ch.shedFrame[track] === mediaFrameNo(msg)) {
       if (frameStart) c.framesShed++;
@@ -348,6 +374,52 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     c.datagramsOut += n;
     c.bytesOut += n * msg.length;
+  }
+
+  /** Notes a producer's datagram against the gaps in its seqs; a new gap is asked for at once. */
+  #trackUplink(ch: Channel, msg: Buffer, track: number, now: number): void {
+    const gaps = ch.uplink[track];
+    const rtt = gaps.record(mediaEpoch(msg), mediaSeq(msg), now, mediaFragIndex(msg), mediaFragCount(msg));
+    if (rtt >= 0) ch.sampleUplinkRtt(rtt);
+    if (gaps.missingCount === 0) return;
+    this.#repairing.add(ch);
+    if (gaps.gapOpened) this.#nakProducer(ch, now);
+  }
+
+  /**
+   * Asks producers again for what is still missing (PROTOCOL.md §3.6): retries, and the last
+   * fragments of a frame that did not follow its first. The entry point calls it every few
+   * milliseconds; it does nothing while no gap is open.
+   */
+  repairTick(now: number): void {
+    for (const ch of this.#repairing) {
+      const p = ch.producer;
+      if (p === null || !p.online || !this.#sessionLive(p.session) || ch.subscribers.length === 0) {
+        ch.uplink[0].restart();
+        ch.uplink[1].restart();
+      } else {
+        this.#nakProducer(ch, now);
+      }
+      if (ch.uplink[0].missingCount === 0 && ch.uplink[1].missingCount === 0) this.#repairing.delete(ch);
+    }
+  }
+
+  /** One NAK per track with gaps due, to the producer's session, retried after about a round trip. */
+  #nakProducer(ch: Channel, now: number): void {
+    const p = ch.producer!;
+    const rtt = ch.uplinkRttMs;
+    const retryMs = Math.min(this.#uplinkBudgetMs / 2, rtt < 0 ? 20 : Math.max(10, 1.5 * rtt + 5));
+    for (const track of [Track.VIDEO, Track.AUDIO]) {
+      const gaps = ch.uplink[track];
+      const abandoned = gaps.abandoned;
+      const nakked = gaps.nakked;
+      const ranges = gaps.due(now, retryMs);
+      this.counters.uplinkAbandoned += gaps.abandoned - abandoned;
+      if (ranges === null || gaps.epoch === null) continue;
+      this.counters.uplinkNaksOut++;
+      this.counters.uplinkNakked += gaps.nakked - nakked;
+      this.#reply(p.session, { type: MessageType.NAK, producerId: ch.id, requestId: 0, epoch: gaps.epoch, track, ranges });
+    }
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { ReceiverReport } from '../protocol/codec.ts';
-import { mediaEpoch, mediaFragCount, mediaFragIndex, mediaFrameNo } from '../protocol/media-header.ts';
+import { markRetransmit, mediaEpoch, mediaFragCount, mediaFragIndex, mediaFrameNo } from '../protocol/media-header.ts';
+import { GapTracker } from '../protocol/gaps.ts';
 import { RetransmitHistory, type DatagramLog } from '../protocol/history.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 import { ReplayWindow } from '../protocol/session-crypto.ts';
@@ -90,12 +91,30 @@ export class Channel implements CacheHolder {
   readonly shedFrame = [-1, -1];
   /** Per track, the seqs of MEDIA seen in this epoch: a copy is forwarded once at most (PROTOCOL.md §3.5). */
   readonly seqSeen = [new ReplayWindow(1024), new ReplayWindow(1024)];
+  /** Per track, the gaps in the producer's seqs, asked of the producer again (PROTOCOL.md §3.6). */
+  readonly uplink: readonly [GapTracker, GapTracker];
+  /** Smoothed time from a NAK to the producer to its repair (RFC 6298 gain 1/8); -1 until measured. */
+  uplinkRttMs = -1;
+  /** The frame of #cached: a late repair of an older frame never replaces a newer picture. */
+  #cachedEpoch = -1;
+  #cachedFrameNo = -1;
 
-  constructor(id: number, cache: { readonly maxFragments: number; readonly budget: CacheBudget }, history: { readonly slots: number; readonly log: DatagramLog }) {
+  constructor(
+    id: number,
+    cache: { readonly maxFragments: number; readonly budget: CacheBudget },
+    history: { readonly slots: number; readonly log: DatagramLog; readonly uplinkBudgetMs: number },
+  ) {
     this.id = id;
     this.#maxCachedFragments = cache.maxFragments;
     this.#budget = cache.budget;
     this.history = new RetransmitHistory(history.slots, history.log);
+    const gaps = { budgetMs: history.uplinkBudgetMs, maxMissing: history.slots };
+    this.uplink = [new GapTracker(gaps), new GapTracker(gaps)];
+  }
+
+  /** Folds in a NAK-to-repair time measured on the uplink. */
+  sampleUplinkRtt(ms: number): void {
+    this.uplinkRttMs = this.uplinkRttMs < 0 ? ms : this.uplinkRttMs + (ms - this.uplinkRttMs) / 8;
   }
 
   /** Adds a subscriber (the caller knows it is not one yet). */
@@ -117,9 +136,11 @@ export class Channel implements CacheHolder {
    * new subscriber gets a picture at once. Holds references to received datagrams: no copy.
    * Every byte held is charged to the cache budget first (PROTOCOL.md §5.3): a frame that
    * does not fit is not cached, and the producer's viewers wait for the next frame instead.
-   * `msg` is a checked MEDIA datagram of the video track.
+   * `msg` is a checked MEDIA datagram of the video track; `repair`: a producer's repair, which
+   * may belong to a frame older than the one cached or arriving, and is then not taken.
    */
-  cacheVideo(msg: Buffer): void {
+  cacheVideo(msg: Buffer, repair = false): void {
+    if (repair && this.#older(msg)) return;
     const fragCount = mediaFragCount(msg);
     if (fragCount === 1) {
       // A whole frame in one datagram, in place of the last: only the difference in size is
@@ -134,6 +155,8 @@ export class Channel implements CacheHolder {
       this.#single[0] = msg;
       this.#cached = this.#single;
       this.#cachedBytes = msg.length;
+      this.#cachedEpoch = mediaEpoch(msg);
+      this.#cachedFrameNo = mediaFrameNo(msg);
       return;
     }
     const epoch = mediaEpoch(msg);
@@ -157,8 +180,19 @@ export class Channel implements CacheHolder {
       this.#dropCached();
       this.#cached = b.parts as Buffer[];
       this.#cachedBytes = b.bytes;
+      this.#cachedEpoch = b.epoch;
+      this.#cachedFrameNo = b.frameNo;
       this.#building = null;
     }
+  }
+
+  /** Whether `msg` belongs to a frame before the one arriving, or not after the one cached, of the same run. */
+  #older(msg: Buffer): boolean {
+    const epoch = mediaEpoch(msg);
+    const frameNo = mediaFrameNo(msg);
+    const b = this.#building;
+    if (b !== null && b.epoch === epoch && frameNo < b.frameNo) return true;
+    return this.#cachedBytes > 0 && this.#cachedEpoch === epoch && frameNo <= this.#cachedFrameNo;
   }
 
   /** Bytes its cached and arriving frames hold (CacheHolder). */
@@ -197,16 +231,29 @@ export class Channel implements CacheHolder {
     this.#budget.release(this, b.bytes);
   }
 
-  /** The datagrams to replay to a new subscriber: the last whole frame, then the one arriving. */
+  /**
+   * The datagrams to replay to a new subscriber: the last whole frame, then the one arriving.
+   * Copies flagged RETRANSMIT (PROTOCOL.md §3.5): they were sent before the subscriber joined,
+   * so its loss count and gap tracking start with the live datagrams after them.
+   */
   replayDatagrams(): Buffer[] {
-    const out = [...this.#cached];
-    if (this.#building !== null) for (const p of this.#building.parts) if (p !== undefined) out.push(p);
+    const out: Buffer[] = [];
+    const add = (d: Buffer): void => {
+      const copy = Buffer.from(d);
+      markRetransmit(copy);
+      out.push(copy);
+    };
+    for (const d of this.#cached) add(d);
+    if (this.#building !== null) for (const p of this.#building.parts) if (p !== undefined) add(p);
     return out;
   }
 
   clearCache(): void {
     this.seqSeen[0] = new ReplayWindow(1024);
     this.seqSeen[1] = new ReplayWindow(1024);
+    this.uplink[0].restart();
+    this.uplink[1].restart();
+    this.uplinkRttMs = -1;
     this.evictCache();
     this.history.clear();
   }

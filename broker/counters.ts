@@ -19,6 +19,15 @@ export interface BrokerCounters {
   retransmitsUnavailable: number;
   retransmitsThrottled: number;
   reportsIn: number;
+  /**
+   * Loss recovery on the uplink (PROTOCOL.md §3.6): NAKs sent to producers and the datagrams
+   * they asked for (retries included); repairs received; gaps given up when the uplink's share
+   * of the budget ran out.
+   */
+  uplinkNaksOut: number;
+  uplinkNakked: number;
+  uplinkRepairsIn: number;
+  uplinkAbandoned: number;
   /** Frames not forwarded because the send queue was over its bound, and the datagrams not sent for them. */
   framesShed: number;
   datagramsShed: number;
@@ -43,6 +52,7 @@ export function createCounters(): BrokerCounters {
     datagramsIn: 0, bytesIn: 0, datagramsOut: 0, bytesOut: 0, mediaIn: 0, controlIn: 0,
     clientsExpired: 0, producersExpired: 0, sendErrors: 0, announcesRefused: 0, tokensRefused: 0,
     naksIn: 0, retransmitsOut: 0, retransmitsUnavailable: 0, retransmitsThrottled: 0, reportsIn: 0, framesShed: 0, datagramsShed: 0,
+    uplinkNaksOut: 0, uplinkNakked: 0, uplinkRepairsIn: 0, uplinkAbandoned: 0,
     drops,
     countDrop(reason) {
       drops.set(reason, (drops.get(reason) ?? 0) + 1);
@@ -59,6 +69,7 @@ export function createCounters(): BrokerCounters {
         announcesRefused: this.announcesRefused, tokensRefused: this.tokensRefused,
         naksIn: this.naksIn, retransmitsOut: this.retransmitsOut, retransmitsUnavailable: this.retransmitsUnavailable,
         retransmitsThrottled: this.retransmitsThrottled, reportsIn: this.reportsIn,
+        uplinkNaksOut: this.uplinkNaksOut, uplinkNakked: this.uplinkNakked, uplinkRepairsIn: this.uplinkRepairsIn, uplinkAbandoned: this.uplinkAbandoned,
         framesShed: this.framesShed, datagramsShed: this.datagramsShed,
       };
       let dropped = 0;

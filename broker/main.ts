@@ -12,6 +12,9 @@ import { RefusalReport } from './refusal-report.ts';
 /** Refusals and drops are logged as one line per this interval (PROTOCOL.md §5.4). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
 
+/** How often gaps in producers' seqs are asked for again (a fraction of the 10 ms tail grace and the NAK retry). */
+const REPAIR_TICK_MS = 5;
+
 await runMain('broker', async () => {
   const config = loadBrokerConfig(process.argv);
   const log = createLogger('broker', config.logLevel, config.logFile);
@@ -96,6 +99,9 @@ await runMain('broker', async () => {
     }
   }, config.options.sweepIntervalMs);
   sweep.unref();
+  // Uplink loss recovery: NAK retries and lost frame tails are due within milliseconds.
+  const repair = setInterval(() => broker.repairTick(performance.now()), REPAIR_TICK_MS);
+  repair.unref();
   // Refusals and drops: one aggregated line per interval, whatever their number.
   const refusals = new RefusalReport(broker.counters);
   const refusalTimer = setInterval(() => {
@@ -116,6 +122,7 @@ await runMain('broker', async () => {
     log.info({ signal }, 'shutting down');
     broker.shutdown();
     clearInterval(sweep);
+    clearInterval(repair);
     clearInterval(refusalTimer);
     if (stats) clearInterval(stats);
     // Let the goodbyes leave the socket before closing it.

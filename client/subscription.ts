@@ -65,6 +65,11 @@ class TrackState {
   readonly gaps: GapTracker;
   /** Highest seq counted towards loss and gaps; -1: none yet. */
   highestSeq = -1;
+  /**
+   * A first transmission has arrived. Before it, what comes flagged RETRANSMIT is the join
+   * replay (PROTOCOL.md §3.5): older than the live stream, so counted towards neither loss nor gaps.
+   */
+  live = false;
   constructor(rec: RecoveryOptions, verify: (f: CompletedFrame) => boolean) {
     this.frames = new FrameReassembler({ holdMs: rec.latencyMs, verify });
     this.gaps = new GapTracker({ budgetMs: rec.latencyMs, retryMs: rec.nakRetryMs });
@@ -173,10 +178,19 @@ export class Subscription {
     }
     this.lastHeardMs = nowMs;
     const t = this.#tracks[m.track];
-    if ((m.flags & MediaFlag.RETRANSMIT) !== 0) this.#retransmits++;
-    else this.#packets++;
-    if (t.inWindow(m.seq)) t.count(m, nowMs, this.#recovery.latencyMs > 0);
-    return this.#deliver(m.track, t.frames.push(m, nowMs), nowMs);
+    const retransmit = (m.flags & MediaFlag.RETRANSMIT) !== 0;
+    // (The join replay is neither: it was sent before we joined.)
+    if (retransmit && t.live) this.#retransmits++;
+    else if (!retransmit) this.#packets++;
+    let skipped: readonly CompletedFrame[] = NO_FRAMES;
+    if (!retransmit && !t.live) {
+      // The live stream starts here: the frames between the replayed one and this are not awaited.
+      t.live = true;
+      skipped = this.#deliver(m.track, t.frames.skipBefore(m.frameNo), nowMs);
+    }
+    if (t.live && t.inWindow(m.seq)) t.count(m, nowMs, this.#recovery.latencyMs > 0);
+    const released = this.#deliver(m.track, t.frames.push(m, nowMs), nowMs);
+    return skipped.length === 0 ? released : [...skipped, ...released];
   }
 
   /** The reassemblers' check of a whole frame: the run's signature; a verified frame outside the seq window moves it. */

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import {
   ConfigError, loadEnv, parseEndpoint, parseIdOrAuto, parseIntIn, parseNumberIn, type LogLevel,
 } from '../common/config.ts';
-import { addPassphraseOption, addSharedOptions } from '../common/options.ts';
+import { addLatencyOption, addPassphraseOption, addSharedOptions } from '../common/options.ts';
 import { newProgram, option } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 
@@ -20,6 +20,7 @@ export interface ProducerConfig {
   readonly leaseIntervals: number;
   readonly secret: string | null;
   readonly passphrase: string | null;
+  readonly latencyMs: number;
   readonly logLevel: LogLevel;
   readonly logFile: string | undefined;
 }
@@ -41,6 +42,7 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
     .option('--log-file <path>', 'write logs to this file instead of stderr');
   addSharedOptions(program, env, { lease: 'missed answers before the broker counts as unreachable', datagram: 'largest datagram sent' });
   addPassphraseOption(program, env, 'encrypt every frame end to end; viewers need the same passphrase');
+  addLatencyOption(program, env, 'how long sent datagrams are kept (twice this) so the broker can ask for lost ones again; 0 for no recovery');
   program.parse(argv as string[], { from: 'node' });
   const o = program.opts();
   if (o.id === undefined) throw new ConfigError('--id is required (or PRODUCER_ID in .env)');
@@ -59,6 +61,7 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
     // From the environment only: a secret on the command line would show in `ps`.
     secret: env.PRODUCER_SECRET === undefined || env.PRODUCER_SECRET === '' ? null : env.PRODUCER_SECRET,
     passphrase: (o.passphrase as string | null | undefined) ?? null,
+    latencyMs: o.latencyMs as number,
     logLevel: o.logLevel as LogLevel,
     logFile: o.logFile as string | undefined,
   });

@@ -18,7 +18,7 @@ await runMain('producer', async () => {
     options: {
       producerId: config.producerId, title: config.title, fps: config.fps, loop: config.loop,
       maxDatagramBytes: config.maxDatagramBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals,
-      secret: config.secret, passphrase: config.passphrase,
+      secret: config.secret, passphrase: config.passphrase, latencyMs: config.latencyMs,
     },
   });
   socket.on('message', (msg) => producer.link.handleDatagram(msg));
@@ -33,7 +33,7 @@ await runMain('producer', async () => {
     if (stopping) return;
     stopping = true;
     producer.stop();
-    log.info({ why, framesSent: producer.framesSent, datagramsSent: producer.datagramsSent, bytesSent: producer.bytesSent }, 'stopped');
+    log.info({ why, framesSent: producer.framesSent, datagramsSent: producer.datagramsSent, bytesSent: producer.bytesSent, repairs: producer.repairs }, 'stopped');
     // Let the goodbye leave before the socket closes.
     setImmediate(() => socket.close(() => process.exit(0)));
   };

@@ -5,6 +5,9 @@ import { announceAuth } from '../protocol/session-crypto.ts';
 import { GoodbyeReason, MediaFlag, MessageType, Role, Status, STATUS_TEXT, Track } from '../protocol/constants.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 import { MediaPacketizer } from '../protocol/packetizer.ts';
+import type { NakMessage } from '../protocol/codec.ts';
+import { DatagramLog, RetransmitHistory } from '../protocol/history.ts';
+import { markRetransmit, mediaTrack } from '../protocol/media-header.ts';
 import { FrameSealer } from '../protocol/frame-seal.ts';
 import { audioChunk, type MediaSource } from './source.ts';
 
@@ -20,7 +23,16 @@ export interface ProducerOptions {
   readonly secret: string | null;
   /** Encrypts every frame end to end (PROTOCOL.md §3.7); null: frames are signed, not encrypted. */
   readonly passphrase: string | null;
+  /** The loss-recovery budget (PROTOCOL.md §3.6): sent datagrams are kept twice this long for the broker's NAKs; 0: none. */
+  readonly latencyMs: number;
 }
+
+/** What the producer keeps of what it sent, for the broker's NAKs: enough for 2 × 120 ms of a 1080p30 stream. */
+const HISTORY_BYTES = 8 * 1024 * 1024;
+const HISTORY_DATAGRAMS = 4096;
+/** Repairs may add at most this share of the datagrams sent (a token per datagram sent), in bursts of up to REPAIR_BURST. */
+const REPAIR_SHARE = 0.5;
+const REPAIR_BURST = 500;
 
 export interface ProducerEvents {
   announced: [];
@@ -47,9 +59,13 @@ export class Producer extends EventEmitter<ProducerEvents> {
   #next = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
+  readonly #history = new RetransmitHistory(HISTORY_DATAGRAMS, new DatagramLog(HISTORY_BYTES));
+  #repairTokens = REPAIR_BURST;
   framesSent = 0;
   datagramsSent = 0;
   bytesSent = 0;
+  /** Uplink loss recovery: NAKs from the broker, datagrams sent again, asked for but no longer held, refused over REPAIR_SHARE. */
+  readonly repairs = { naks: 0, sent: 0, unavailable: 0, throttled: 0 };
 
   constructor(args: { socket: ConnectedSocket; clock: () => number; source: MediaSource; options: ProducerOptions }) {
     super();
@@ -75,6 +91,38 @@ export class Producer extends EventEmitter<ProducerEvents> {
     this.link.on('notRegistered', () => void this.announce());
     this.link.on('unreachable', () => this.emit('brokerUnreachable'));
     this.link.on('reachable', () => this.emit('brokerReachable'));
+    this.link.on('message', (m) => {
+      if (m.type === MessageType.NAK) this.#repair(m);
+    });
+  }
+
+  /**
+   * The broker lost some of our datagrams on the way (PROTOCOL.md §3.6): send them again,
+   * flagged RETRANSMIT, while they are held and within the repair share. The NAK came within
+   * our session, so only the broker can ask.
+   */
+  #repair(m: NakMessage): void {
+    if (m.producerId !== this.#opts.producerId || m.epoch !== this.#epoch || this.#opts.latencyMs === 0) return;
+    this.repairs.naks++;
+    const now = this.#clock();
+    let lookups = this.#history.capacity;
+    for (const r of m.ranges) {
+      for (let seq = r.first, end = r.first + r.count; seq < end; seq++) {
+        if (this.#repairTokens < 1 || lookups-- <= 0) {
+          this.repairs.throttled += end - seq;
+          break;
+        }
+        const copy = this.#history.get(m.track, m.epoch, seq >>> 0, now, 2 * this.#opts.latencyMs);
+        if (copy === null) {
+          this.repairs.unavailable++;
+          continue;
+        }
+        markRetransmit(copy);
+        if (!this.link.sendMedia(copy)) return;
+        this.#repairTokens--;
+        this.repairs.sent++;
+      }
+    }
   }
 
   get metadata(): StreamMetadata {
@@ -159,10 +207,15 @@ export class Producer extends EventEmitter<ProducerEvents> {
   }
 
   #sendAll(datagrams: Buffer[]): void {
-    for (const d of datagrams) {
+    const keep = this.#opts.latencyMs > 0;
+    const now = keep ? this.#clock() : 0;
+    for (let i = 0; i < datagrams.length; i++) {
+      const d = datagrams[i];
       if (!this.link.sendMedia(d)) continue; // no session: the broker could not take it
+      if (keep) this.#history.put(mediaTrack(d), d, now);
       this.datagramsSent++;
       this.bytesSent += d.length;
+      this.#repairTokens = Math.min(REPAIR_BURST, this.#repairTokens + REPAIR_SHARE);
     }
   }
 

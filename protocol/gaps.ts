@@ -20,6 +20,9 @@ export const DEFAULT_GAP_TRACKER_OPTIONS: GapTrackerOptions = Object.freeze({ bu
 interface Missing {
   readonly sinceMs: number;
   dueMs: number;
+  /** When it was first asked for (-1: not yet), and how often. */
+  nakMs: number;
+  naks: number;
 }
 
 /**
@@ -36,6 +39,8 @@ export class GapTracker {
   /** Datagrams asked for, and gaps given up unfilled. */
   nakked = 0;
   abandoned = 0;
+  /** Whether the last `record` found a gap due at once (not only fragments expected soon). */
+  gapOpened = false;
 
   constructor(opts: Partial<GapTrackerOptions> = {}) {
     this.#opts = { ...DEFAULT_GAP_TRACKER_OPTIONS, ...opts };
@@ -59,8 +64,12 @@ export class GapTracker {
    * Records a datagram that arrived (first transmission or retransmission), fragment
    * `fragIndex` of `fragCount`: the frame's fragments have consecutive sequence numbers, so
    * the ones before it (at the start of a stream) and after it are known to be coming.
+   * Returns a round-trip sample when it fills a datagram asked for exactly once (Karn's rule:
+   * the time from that NAK to now), else -1.
    */
-  record(epoch: number, seq: number, nowMs: number, fragIndex = 0, fragCount = 1): void {
+  record(epoch: number, seq: number, nowMs: number, fragIndex = 0, fragCount = 1): number {
+    this.gapOpened = false;
+    let rtt = -1;
     if (epoch !== this.#epoch) {
       this.#epoch = epoch;
       this.#missing.clear();
@@ -68,8 +77,13 @@ export class GapTracker {
       this.#highest = Math.max(-1, seq - fragIndex - 1);
     }
     if (seq <= this.#highest) {
-      this.#missing.delete(seq);
+      const m = this.#missing.get(seq);
+      if (m !== undefined) {
+        if (m.naks === 1) rtt = nowMs - m.nakMs;
+        this.#missing.delete(seq);
+      }
     } else {
+      if (seq > this.#highest + 1) this.gapOpened = true;
       this.#addMissing(this.#highest + 1, seq, nowMs, nowMs);
       this.#highest = seq;
     }
@@ -78,11 +92,12 @@ export class GapTracker {
       this.#addMissing(this.#highest + 1, last + 1, nowMs, nowMs + this.#opts.tailGraceMs);
       this.#highest = last;
     }
+    return rtt;
   }
 
   /** Seqs in [from, to) are missing as of `nowMs`, to be asked for at `dueMs`. */
   #addMissing(from: number, to: number, nowMs: number, dueMs: number): void {
-    for (let s = Math.max(from, to - this.#opts.maxMissing); s < to; s++) this.#missing.set(s, { sinceMs: nowMs, dueMs });
+    for (let s = Math.max(from, to - this.#opts.maxMissing); s < to; s++) this.#missing.set(s, { sinceMs: nowMs, dueMs, nakMs: -1, naks: 0 });
     // Over the bound: the oldest go first (Map keeps insertion order, which is ascending).
     for (const s of this.#missing.keys()) {
       if (this.#missing.size <= this.#opts.maxMissing) break;
@@ -128,6 +143,7 @@ export class GapTracker {
         count = 1;
       }
       m.dueMs = nowMs + retryMs;
+      if (m.naks++ === 0) m.nakMs = nowMs;
       this.nakked++;
     }
     if (count > 0) (ranges ??= []).push({ first, count });

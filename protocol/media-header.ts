@@ -46,6 +46,13 @@ export const isRetransmit = (d: Buffer): boolean => (d[MediaOffset.FLAGS] & Medi
 export function markRetransmit(d: Buffer): void {
   d[MediaOffset.FLAGS] |= MediaFlag.RETRANSMIT;
 }
+/**
+ * Clears the flag, in place: a repair from upstream goes on to viewers as an ordinary datagram,
+ * so their loss figures count their own link only (PROTOCOL.md §3.6).
+ */
+export function clearRetransmit(d: Buffer): void {
+  d[MediaOffset.FLAGS] &= ~MediaFlag.RETRANSMIT;
+}
 /** The producer's session media token (PROTOCOL.md §3.1), as two 32-bit words. */
 export const mediaTokenHi = (d: Buffer): number => u32(d, MediaOffset.TOKEN);
 export const mediaTokenLo = (d: Buffer): number => u32(d, MediaOffset.TOKEN + 4);

@@ -188,6 +188,28 @@ export class FrameReassembler {
     return this.#release(out, nowMs);
   }
 
+  /**
+   * Frames before `frameNo` are not awaited: they were sent before a subscriber joined, and what
+   * it got of them was the join replay (PROTOCOL.md §3.5). Complete frames held below it are
+   * released in order; unfinished ones are let go, uncounted; the floor moves to frameNo - 1.
+   * Returns the frames released. Before the first frame it does nothing (nothing is awaited).
+   */
+  skipBefore(frameNo: number): readonly CompletedFrame[] {
+    if (this.#floor < 0 || frameNo - 1 <= this.#floor) return NONE;
+    let out: CompletedFrame[] | null = null;
+    for (const f of [...this.#pending.values()]) if (f.frameNo < frameNo) this.#dropPending(f);
+    for (const n of [...this.#held.keys()].sort((a, b) => a - b)) {
+      if (n >= frameNo) break;
+      const h = this.#held.get(n)!;
+      this.#held.delete(n);
+      this.#bytesInFlight -= h.frame.data.length;
+      this.counters.framesComplete++;
+      (out ??= []).push(h.frame);
+    }
+    this.#floor = frameNo - 1;
+    return this.#releaseReady(out) ?? NONE;
+  }
+
   /** Gives up gaps whose time ran out; returns the complete frames that were waiting behind them. */
   expire(nowMs: number): readonly CompletedFrame[] {
     return this.#release(null, nowMs) ?? NONE;

@@ -126,7 +126,7 @@ describe('Broker', () => {
     // Over the send queue bound (their backlog counts): the next frame is shed whole.
     fanout.queued = t.broker.options.maxSendQueueBytes + 1;
     t.advance(2);
-    const frame = p.packetize(Track.VIDEO, Buffer.alloc(3000, 2), 100, 2);
+    const frame = p.packetize(Track.VIDEO, Buffer.alloc(3000, 2), 100, 1);
     for (const f of frame) t.media(f);
     expect(fanout.published).toHaveLength(1);
     expect(t.broker.counters.framesShed).toBe(1);
@@ -134,7 +134,7 @@ describe('Broker', () => {
     fanout.queued = 0;
     fanout.accept = false;
     t.advance(2);
-    t.media(p.packetize(Track.VIDEO, Buffer.alloc(100, 3), 200, 3)[0]);
+    t.media(p.packetize(Track.VIDEO, Buffer.alloc(100, 3), 200, 1)[0]);
     expect(t.broker.counters.datagramsShed).toBe(frame.length + 1);
     t.advance(3100); // C1 and C2 fall silent: their leases end
     expect(fanout.calls).toEqual([
@@ -177,6 +177,8 @@ describe('Broker', () => {
     const got = t.socket.to(C1.port);
     expect(got[0]).toMatchObject({ type: MessageType.ACK, status: Status.OK });
     expect(got.slice(1).map((m) => m.type === MessageType.MEDIA && m.fragIndex)).toEqual([0, 1, 2, 3]);
+    // Copies flagged RETRANSMIT: sent before the subscriber joined, so its loss count starts after them.
+    expect(got.slice(1).every((m) => m.type === MessageType.MEDIA && (m.flags & MediaFlag.RETRANSMIT) !== 0)).toBe(true);
   });
 
   it('drops a client whose lease lapsed, and only then', () => {
@@ -427,6 +429,51 @@ describe('Broker', () => {
     const nak = (t: ReturnType<typeof setup>, from: { address: string; port: number }, first: number, count = 1, epoch = 1) =>
       t.feed({ type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, epoch, track: Track.VIDEO, ranges: [{ first, count }] }, from);
 
+    const naksTo = (t: ReturnType<typeof setup>, port: number) => t.socket.to(port).filter((m) => m.type === MessageType.NAK);
+    const repairOf = (d: Buffer) => {
+      const r = Buffer.from(d);
+      r[13] |= MediaFlag.RETRANSMIT;
+      return r;
+    };
+
+    it('asks the producer in its session for a gap in its seqs at once, and forwards the repair as an ordinary datagram', () => {
+      const t = setup();
+      t.announce();
+      t.subscribe(C1);
+      const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 300 });
+      const sent = [0, 1, 2].flatMap((n) => pk.packetize(Track.VIDEO, Buffer.alloc(500, n), n * 83, 1)); // 2 fragments a frame
+      t.socket.clear();
+      for (const [i, d] of sent.entries()) if (i !== 2) t.media(d); // frame 1's first fragment lost on the uplink
+      expect(naksTo(t, P.port)).toEqual([expect.objectContaining({ producerId: 0x1aaa99, epoch: 1, track: Track.VIDEO, ranges: [{ first: 2, count: 1 }] })]);
+      t.socket.clear();
+      t.media(repairOf(sent[2]));
+      const out = t.socket.to(C1.port);
+      expect(out).toHaveLength(1);
+      expect(out[0]).toMatchObject({ type: MessageType.MEDIA, seq: 2, flags: MediaFlag.KEYFRAME }); // the flag cleared
+      expect(t.broker.counters.uplinkRepairsIn).toBe(1);
+      // The late repair of frame 1 did not replace frame 2 as the picture a new subscriber gets.
+      t.subscribe(C2);
+      expect(t.socket.to(C2.port).filter((m) => m.type === MessageType.MEDIA).map((m) => m.type === MessageType.MEDIA && m.frameNo)).toEqual([2, 2]);
+    });
+
+    it('asks for the lost last fragment of a frame after the tail grace, retries, and gives up after half the budget', () => {
+      const t = setup({ options: { latencyMs: 120 } });
+      t.announce();
+      t.subscribe(C1);
+      const [first] = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 300 }).packetize(Track.VIDEO, Buffer.alloc(500, 1), 0, 1);
+      t.socket.clear();
+      t.media(first);
+      t.broker.repairTick(1005);
+      expect(naksTo(t, P.port)).toHaveLength(0); // its second fragment may still be on its way
+      t.broker.repairTick(1011);
+      expect(naksTo(t, P.port)).toEqual([expect.objectContaining({ ranges: [{ first: 1, count: 1 }] })]);
+      for (let ms = 1012; ms <= 1200; ms += 5) t.broker.repairTick(ms);
+      const naks = naksTo(t, P.port).length;
+      expect(naks).toBeGreaterThanOrEqual(2); // retried
+      expect(naks).toBeLessThanOrEqual(4); // every 20 ms until 60 ms after the gap was seen, no more
+      expect(t.broker.counters.uplinkAbandoned).toBe(1);
+    });
+
     it('sends what a subscriber NAKs again to it alone, flagged RETRANSMIT, byte for byte otherwise', () => {
       const t = setup();
       t.announce();
@@ -589,7 +636,8 @@ describe('Broker memory ceiling (PROTOCOL.md §5.3)', () => {
     t.socket.clear();
     t.subscribe(C1);
     const replayed = t.socket.sent.filter((s) => s.port === C1.port && s.msg[3] === MessageType.MEDIA).map((s) => s.msg);
-    expect(replayed).toEqual(honest);
+    // Copies flagged RETRANSMIT (sent before the subscriber joined), otherwise byte for byte.
+    expect(replayed.map((d) => Buffer.concat([d.subarray(0, 13), Buffer.of(d[13] & ~MediaFlag.RETRANSMIT), d.subarray(14)]))).toEqual(honest);
     expect(t.broker.statsSnapshot()).toMatchObject({ cacheLimitBytes: 6 * 2 ** 20, memoryCeilingBytes: fixed + 6 * 2 ** 20 });
   });
 });

@@ -34,7 +34,7 @@ describe('Producer pacing', () => {
     const clock = (): number => Date.now();
     const producer = new Producer({
       socket, clock, source,
-      options: { producerId: 0x1aaa99, title: 't', fps: 12, loop: true, maxDatagramBytes: 1200, heartbeatIntervalMs: 1000, leaseIntervals: 3, secret: null, passphrase: null },
+      options: { producerId: 0x1aaa99, title: 't', fps: 12, loop: true, maxDatagramBytes: 1200, heartbeatIntervalMs: 1000, leaseIntervals: 3, secret: null, passphrase: null, latencyMs: 120 },
     });
     // Its broker: a real Broker object, fed synchronously, answering into the producer's session.
     const broker = new Broker({ socket: { send: (msg) => producer.link.handleDatagram(msg) }, clock });

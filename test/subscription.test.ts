@@ -131,3 +131,19 @@ describe('Subscription against a fellow viewer', () => {
     expect(s.framesForged).toBe(0);
   });
 });
+
+describe('Subscription joining a live stream (PROTOCOL.md §3.5)', () => {
+  it('counts loss and awaits frames only from the first live datagram: the join replay is older and flagged RETRANSMIT', () => {
+    const t = setup();
+    const all = [0, 1, 2, 3, 4].map(() => t.next());
+    // The replay: frame 1, whole (the broker's cached picture), flagged; frames 2-3 passed before the join.
+    t.push(all[1].map((m) => ({ ...m, flags: m.flags | 2 })), 0);
+    expect(t.delivered).toEqual([t.frames[1]]);
+    t.push(all[4], 5);
+    // Frame 4 shows at once: frames 2 and 3 were never the subscriber's to wait for.
+    expect(t.delivered).toEqual([t.frames[1], t.frames[4]]);
+    const s = t.sub.summary;
+    expect(s).toMatchObject({ packetsLost: 0, framesDropped: 0, retransmitsReceived: 0, packetsReceived: all[4].length });
+    expect(t.sub.nakDue(10)).toBe(false);
+  });
+});

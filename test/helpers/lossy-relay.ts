@@ -19,16 +19,21 @@ export interface RelayOptions {
   /** Only datagrams for which this is true are impaired (e.g. MEDIA only). */
   readonly impair?: (datagram: Buffer) => boolean;
   readonly seed: number;
+  /** Share of datagrams from the relay's peer to the broker (every type: a lossy uplink) to drop, 0..1; 0 by default. */
+  readonly upDropRate?: number;
 }
 
 /**
- * A UDP proxy between one client and the broker, impairing the broker-to-client path at set
- * rates with a seeded PRNG, and counting what it did. The client talks to `port` as if it
+ * A UDP proxy between one peer and the broker, impairing the broker-to-peer path at set rates
+ * with a seeded PRNG (and, with `upDropRate`, dropping on the way to the broker), and counting
+ * what it did. The client talks to `port` as if it
  * were the broker; the relay talks to the broker from one socket of its own.
  */
 export class LossyRelay {
   /** `...First`: of first transmissions only (MEDIA without the RETRANSMIT flag), what a receiver's loss figure measures. */
   readonly counts = { forwarded: 0, dropped: 0, duplicated: 0, reordered: 0, impairable: 0, droppedFirst: 0, impairableFirst: 0, retransmits: 0 };
+  /** Towards the broker: datagrams seen, dropped, and of MEDIA first transmissions, seen and dropped. */
+  readonly up = { seen: 0, dropped: 0, mediaFirst: 0, mediaFirstDropped: 0 };
   readonly #front = dgram.createSocket('udp4');
   readonly #back = dgram.createSocket('udp4');
   readonly #opts: RelayOptions;
@@ -44,8 +49,17 @@ export class LossyRelay {
   static async start(opts: RelayOptions): Promise<LossyRelay> {
     const r = new LossyRelay(opts);
     await Promise.all([r.#front, r.#back].map((s) => new Promise<void>((res) => s.bind(0, '127.0.0.1', () => res()))));
+    const upRand = xorshift32(opts.seed ^ 0x5bd1e995);
     r.#front.on('message', (msg, rinfo) => {
       r.#client = { address: rinfo.address, port: rinfo.port };
+      const media = isMedia(msg) && !isRetransmit(msg);
+      r.up.seen++;
+      if (media) r.up.mediaFirst++;
+      if ((opts.upDropRate ?? 0) > 0 && upRand() < opts.upDropRate!) {
+        r.up.dropped++;
+        if (media) r.up.mediaFirstDropped++;
+        return;
+      }
       r.#back.send(msg, opts.upstreamPort, '127.0.0.1');
     });
     r.#back.on('message', (msg) => r.#toClient(msg));
