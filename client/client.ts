@@ -295,13 +295,22 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     }
   }
 
-  /** Tells the person when frames start, or start again after a silence. */
+  /**
+   * Tells the person when frames start, or start again after a silence: only once the broker is
+   * shown reachable by a datagram that cannot predate a freeze of this process, and the
+   * subscription is not waiting for the broker. Frames read from the socket buffer after a
+   * freeze are shown, but the silence counts on until then.
+   */
   #released(sub: Subscription, frames: readonly CompletedFrame[], now: number, previousFrameMs: number): void {
     if (frames.length === 0) return;
-    if (previousFrameMs === 0) this.emit('firstFrame', sub.id, frames[0].data.length);
-    else if (now - previousFrameMs > this.#opts.heartbeatIntervalMs) {
-      this.emit('event', `${formatProducerId(sub.id)}: frames are arriving again after ${((now - previousFrameMs) / 1000).toFixed(1)} s`);
+    if (previousFrameMs === 0) {
+      this.emit('firstFrame', sub.id, frames[0].data.length);
+      return;
     }
+    if (now - previousFrameMs > this.#opts.heartbeatIntervalMs && sub.quietSinceMs === 0) sub.quietSinceMs = previousFrameMs;
+    if (sub.quietSinceMs === 0 || !this.link.confirmed || sub.waiting) return;
+    this.emit('event', `${formatProducerId(sub.id)}: frames are arriving again after ${((now - sub.quietSinceMs) / 1000).toFixed(1)} s`);
+    sub.quietSinceMs = 0;
   }
 
   #sendNaks(sub: Subscription, now: number): void {

@@ -112,6 +112,8 @@ export class Subscription {
   firstFrameMs = 0;
   /** When the latest whole video frame arrived. */
   lastFrameMs = 0;
+  /** When frames stopped, while their return is not yet told (client.ts); 0: none. */
+  quietSinceMs = 0;
   recorder: StreamRecorder | null = null;
   /** The run whose frames are accepted; null until the broker has named one. */
   #run: ProducerRun | null = null;

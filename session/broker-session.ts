@@ -89,6 +89,14 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
   #heartbeatSentMs = 0;
   /** Smoothed round trip to the broker (RFC 6298 gain 1/8); null until measured. */
   #srttMs: number | null = null;
+  /** When the next heartbeat is due: a timer far later than that means this process was frozen. */
+  #heartbeatDueMs = Infinity;
+  /**
+   * After a freeze (SIGSTOP, a suspended VM, a blocked event loop), what waits in the socket
+   * buffer is of unknown age: only an answer to a request sent from this ID on, or a new
+   * session, shows the broker reachable (PROTOCOL.md §5.1). null: not frozen.
+   */
+  #freshFromId: number | null = null;
 
   constructor(args: { socket: ConnectedSocket; clock: () => number; options: SessionOptions }) {
     super();
@@ -100,6 +108,10 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
 
   get reachable(): boolean {
     return this.#reachable;
+  }
+  /** Reachable, and shown so by a datagram that cannot predate a freeze of this process. */
+  get confirmed(): boolean {
+    return this.#reachable && this.#freshFromId === null;
   }
   get lastHeardMs(): number {
     return this.#lastHeardMs;
@@ -132,6 +144,7 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
 
   /** Feeds one datagram received on the socket. Never throws. */
   handleDatagram(raw: Buffer): void {
+    this.#checkFrozen();
     if (raw.length < 8 || raw.readUInt16BE(0) !== MAGIC || raw[2] !== VERSION) return this.#drop('FC_ERR_BAD_MAGIC');
     if (raw[3] === MessageType.MEDIA) {
       // MEDIA is not tagged per subscriber (no per-subscriber crypto on the fan-out): the
@@ -145,7 +158,7 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
     if (cur !== null && sid === cur.id) {
       const m = openFromBroker(cur, raw);
       if (typeof m === 'string') return this.#drop(m);
-      this.#heard();
+      this.#heard(m);
       return this.#dispatch(m, raw);
     }
     if (this.#handshake !== null) return this.#maybeWelcome(raw, this.#handshake);
@@ -374,11 +387,29 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
 
   #scheduleHeartbeat(delayMs: number): void {
     if (this.#closed) return;
+    this.#heartbeatDueMs = this.#clock() + delayMs;
     this.#heartbeatTimer = setTimeout(() => this.#heartbeat(), delayMs);
     this.#heartbeatTimer.unref?.();
   }
 
+  /**
+   * A heartbeat overdue by more than an interval: this process did not run for a while. What
+   * it reads now may have waited in the socket buffer all along, so it no longer proves the
+   * broker reachable; a silence longer than the lease is said as it was.
+   */
+  #checkFrozen(): void {
+    const now = this.#clock();
+    if (this.#freshFromId !== null || now - this.#heartbeatDueMs <= this.#opts.heartbeatIntervalMs) return;
+    this.#freshFromId = this.#nextRequestId;
+    this.#heartbeatDueMs = Infinity;
+    if (this.#reachable && now - this.#lastHeardMs > this.#opts.heartbeatIntervalMs * this.#opts.leaseIntervals) {
+      this.#reachable = false;
+      this.emit('unreachable');
+    }
+  }
+
   #heartbeat(): void {
+    this.#checkFrozen();
     const silentMs = this.#clock() - this.#lastHeardMs;
     if (this.#reachable && silentMs > this.#opts.heartbeatIntervalMs * this.#opts.leaseIntervals) {
       this.#reachable = false;
@@ -425,7 +456,15 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
     this.#srttMs = this.#srttMs === null ? ms : this.#srttMs + (ms - this.#srttMs) / 8;
   }
 
-  #heard(): void {
+  /** An authenticated datagram from the broker: `m` when it is a message within the session, none for a new session's answer. */
+  #heard(m?: ControlMessage): void {
+    const fresh = this.#freshFromId;
+    if (fresh !== null) {
+      // After a freeze only an answer to what was asked since counts (request IDs wrap at 2^32).
+      const answer = m !== undefined && (m.type === MessageType.ACK || m.type === MessageType.LIST_REPLY || m.type === MessageType.STATS_REPLY);
+      if (m !== undefined && !(answer && ((m.requestId - fresh) >>> 0) < 0x80000000)) return;
+      this.#freshFromId = null;
+    }
     this.#lastHeardMs = this.#clock();
     if (!this.#reachable) {
       this.#reachable = true;

@@ -120,6 +120,24 @@ describe('fault tolerance, real processes and signals', () => {
     expect(sb.frames).toBeGreaterThan(0);
   });
 
+  it('a viewer frozen past its lease (SIGSTOP 5 s) says "reachable again" and "arriving again" only once its new session is real', async () => {
+    const { c } = await oneStream();
+    c.child.kill('SIGSTOP');
+    // The freeze is the event under test: longer than the 3 s lease, so the broker drops the session.
+    await new Promise((r) => setTimeout(r, 5000));
+    const before = c.stdoutLines.length;
+    c.child.kill('SIGCONT');
+    await c.waitForNext(/^1AAA99: frames are arriving again after/, 10_000);
+    const after = c.stdoutLines.slice(before);
+    const at = (re: RegExp): number => after.findIndex((l) => re.test(l));
+    process.stdout.write(`figure: after a 5 s freeze the viewer printed, in order: ${JSON.stringify(after.filter((l) => !l.startsWith('>')))}\n`);
+    // Version 1 printed both from datagrams that had waited in its socket buffer through the freeze.
+    expect(at(/^resubscribed to 1AAA99$/)).toBeGreaterThanOrEqual(0);
+    expect(at(/^1AAA99: frames are arriving again/)).toBeGreaterThan(at(/^resubscribed to 1AAA99$/));
+    const reachable = at(/^broker reachable again$/);
+    if (reachable >= 0) expect(reachable).toBeGreaterThan(at(/^broker unreachable/));
+  });
+
   it('on SIGTERM the broker tells its clients and exits cleanly', async () => {
     const { broker, c } = await oneStream();
     broker.proc.child.kill('SIGTERM');
