@@ -183,7 +183,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       sessionLive: (s) => this.#sessionLive(s),
       producersFromIp: (ip) => this.#producersFromIp(ip),
       sendQueueFull: () => this.#sendQueueFull(),
-      takeRetransmit: (ip) => this.#retransmitRate.allow(ip, this.#clock()),
+      takeRetransmit: (ip, rate) => this.#retransmitRate.allow(ip, this.#clock(), rate),
       dropControl: (code) => this.#dropControl(code),
     };
   }
@@ -340,6 +340,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const subs = ch.subscribers;
     const n = subs.length;
     if (n === 0) return; // nobody watches: nothing to send, nothing anyone could NAK
+    ch.mediaCount++;
     const now = this.#clock();
     if (this.options.latencyMs > 0) {
       ch.history.put(track, msg, now);
@@ -600,6 +601,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     for (const ch of this.#channels.values()) {
       ch.history.release(now, this.#historyMs);
+      ch.updateRate(now);
       const p = ch.producer;
       if (p === null) continue;
       if (p.mediaSinceSweep) {

@@ -95,6 +95,10 @@ export class Channel implements CacheHolder {
   readonly uplink: readonly [GapTracker, GapTracker];
   /** Smoothed time from a NAK to the producer to its repair (RFC 6298 gain 1/8); -1 until measured. */
   uplinkRttMs = -1;
+  /** MEDIA datagrams forwarded since `#rateSinceMs`, and the rate they made over the last second or so. */
+  mediaCount = 0;
+  #rateSinceMs = -1;
+  datagramsPerSecond = 0;
   /** The frame of #cached: a late repair of an older frame never replaces a newer picture. */
   #cachedEpoch = -1;
   #cachedFrameNo = -1;
@@ -110,6 +114,16 @@ export class Channel implements CacheHolder {
     this.history = new RetransmitHistory(history.slots, history.log);
     const gaps = { budgetMs: history.uplinkBudgetMs, maxMissing: history.slots };
     this.uplink = [new GapTracker(gaps), new GapTracker(gaps)];
+  }
+
+  /** Called by the sweep: the stream's datagram rate, which the repair budgets follow (PROTOCOL.md §3.6). */
+  updateRate(nowMs: number): void {
+    if (this.#rateSinceMs < 0) this.#rateSinceMs = nowMs;
+    const span = nowMs - this.#rateSinceMs;
+    if (span < 1000) return;
+    this.datagramsPerSecond = (this.mediaCount * 1000) / span;
+    this.mediaCount = 0;
+    this.#rateSinceMs = nowMs;
   }
 
   /** Folds in a NAK-to-repair time measured on the uplink. */

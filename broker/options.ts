@@ -65,9 +65,9 @@ export interface BrokerOptions {
   readonly historyDatagrams: number;
   /** Bytes of recent datagrams remembered for NAKs, all producers together (one log, allocated on first use). */
   readonly historyBytes: number;
-  /** Retransmissions per subscriber per second (bursts up to as many). */
+  /** Retransmissions per subscriber per second (bursts up to as many), at least: more for a stream of more than twice as many datagrams (half its rate). */
   readonly maxRetransmitsPerSecondPerSubscriber: number;
-  /** Retransmissions to all sessions of one source IP per second, so many sessions buy no more repairs (PROTOCOL.md §3.6). */
+  /** Retransmissions to all sessions of one source IP per second, so many sessions buy no more repairs (PROTOCOL.md §3.6); raised in proportion for a stream whose subscribers get more. */
   readonly maxRetransmitsPerSecondPerIp: number;
   /** NAKs accepted per session per second; counted apart from other control messages. */
   readonly maxNaksPerSecondPerSession: number;
@@ -102,7 +102,7 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   maxProducersPerIp: 128,
   producerSecrets: new Map(),
   latencyMs: DEFAULT_LATENCY_MS,
-  historyDatagrams: 512,
+  historyDatagrams: 2048,
   historyBytes: 16 * 1024 * 1024,
   maxRetransmitsPerSecondPerSubscriber: 1000,
   maxRetransmitsPerSecondPerIp: 4000,

@@ -18,15 +18,16 @@ export class RateLimiter {
     this.#maxTracked = opts.maxTracked;
   }
 
-  /** Takes one token for `key`; false when its bucket is empty. */
-  allow(key: string, nowMs: number): boolean {
+  /** Takes one token for `key`; false when its bucket is empty. `rate`: this call's rate, if not the usual (never lower). */
+  allow(key: string, nowMs: number, rate = this.#rate): boolean {
+    if (rate < this.#rate) rate = this.#rate;
     let b = this.#buckets.get(key);
     if (b === undefined) {
       if (this.#buckets.size >= this.#maxTracked) this.#buckets.delete(this.#buckets.keys().next().value!);
-      b = { tokens: this.#rate, lastMs: nowMs };
+      b = { tokens: rate, lastMs: nowMs };
       this.#buckets.set(key, b);
     } else {
-      b.tokens = Math.min(this.#rate, b.tokens + ((nowMs - b.lastMs) * this.#rate) / 1000);
+      b.tokens = Math.min(rate, b.tokens + ((nowMs - b.lastMs) * rate) / 1000);
       b.lastMs = nowMs;
     }
     if (b.tokens < 1) return false;

@@ -103,7 +103,8 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
   }
 
   static readonly #NO_ANSWER = { ok: false, status: null, message: 'the broker did not answer' } as const;
-  static readonly #WAITING = { ok: false, status: null, message: 'the broker did not answer yet: asking again until it does', waiting: true } as const;
+  static readonly #WAITING = { ok: false, status: null, message: 'the broker does not answer yet; asking again until it does', waiting: true } as const;
+  static readonly #NOT_LIVE = { ok: false, status: Status.UNKNOWN_PRODUCER, message: 'no such producer is live yet; staying subscribed and asking again until it is', waiting: true } as const;
 
   /** Subscribes to a producer; with `heal`, keeps trying until the producer is back. */
   async subscribe(id: number): Promise<RequestResult> {
@@ -122,13 +123,13 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       this.#accepted(sub, r.detail);
       return { ok: true, metadata: r.detail.metadata, online: r.detail.online };
     }
-    if (r === null) {
+    if (r === null || (r.type === MessageType.ACK && r.status === Status.UNKNOWN_PRODUCER)) {
       // What the user asked for stays wanted until they unsubscribe: asked again, with backoff,
-      // until the broker answers however late (PROTOCOL.md §5.1).
+      // until the broker answers however late and the producer is live (PROTOCOL.md §5.1).
       if (!sub.active) return FramecastClient.#NO_ANSWER;
-      sub.waiting = true;
+      sub.waiting = r === null ? 'broker' : 'producer';
       void this.#keepAsking(sub);
-      return FramecastClient.#WAITING;
+      return r === null ? FramecastClient.#WAITING : FramecastClient.#NOT_LIVE;
     }
     if (!existed) {
       sub.close();
@@ -152,15 +153,16 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
         if (!sub.active || !sub.waiting || this.#closed) return;
         const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: sub.id, requestId: 0 });
         if (r === null || !sub.active) continue;
+        const waitedFor = sub.waiting;
         sub.waiting = false;
         const name = formatProducerId(sub.id);
         if (r.type === MessageType.ACK && r.status === Status.OK) {
           this.#accepted(sub, r.detail);
-          this.emit('event', `subscribed to ${name} (the broker answered at last)`);
+          this.emit('event', `subscribed to ${name} (${waitedFor === 'producer' ? 'it is live now' : 'the broker answered at last'})`);
         } else if (r.type === MessageType.ACK && r.status === Status.UNKNOWN_PRODUCER) {
           // Not live yet: it stays wanted. The broker's first answer came with ours: its producer
           // is likely announcing this very moment, so the backoff starts again, once.
-          sub.waiting = true;
+          sub.waiting = 'producer';
           if (!answered) round = -1;
           answered = true;
         } else {

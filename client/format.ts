@@ -20,7 +20,8 @@ export function formatStatus(s: Subscription, nowMs: number): string {
   const f = s.summary;
   const lossPct = f.packetsExpected === 0 ? 0 : (100 * f.packetsLost) / f.packetsExpected;
   const heard = s.lastHeardMs === 0 ? 'never' : `${((nowMs - s.lastHeardMs) / 1000).toFixed(1)} s ago`;
-  if (s.waiting) return `${formatProducerId(s.id)}: waiting for the broker to answer (asking again until it does)`;
+  if (s.waiting === 'broker') return `${formatProducerId(s.id)}: waiting for the broker to answer (asking again until it does)`;
+  if (s.waiting === 'producer') return `${formatProducerId(s.id)}: not live yet (asking the broker again until it is)`;
   return `${formatProducerId(s.id)}: ${s.online ? '' : '[offline] '}${s.fps.toFixed(1)} fps ${s.kbps.toFixed(0)} kbit/s, ` +
     `frames ${f.frames} complete ${f.framesDropped} dropped, packets ${f.packetsReceived} lost ${f.packetsLost} (${lossPct.toFixed(2)}%) ` +
     `resent ${f.retransmitsReceived}, jitter ${f.jitterMs.toFixed(1)} ms, ` +

@@ -1,7 +1,8 @@
 import readline from 'node:readline';
 import { createLogger } from '../common/logger.ts';
 import { runMain } from '../common/run.ts';
-import { connectToBroker } from '../common/socket.ts';
+import { connectToBroker, followBrokerName } from '../common/socket.ts';
+import { enlargeReceiveBuffer, receiveBufferDrops } from '../common/udp-drops.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 import { FramecastClient } from './client.ts';
 import { HELP_TEXT, parseCommand, type Command } from './commands.ts';
@@ -12,7 +13,9 @@ await runMain('client', async () => {
   const config = loadClientConfig(process.argv);
   const log = createLogger('client', config.logLevel, config.logFile);
   const interactive = process.stdin.isTTY === true && config.durationS === null;
-  const socket = await connectToBroker(config.broker.host, config.broker.port, config.localPort);
+  const { socket, name, resolved } = await connectToBroker(config.broker.host, config.broker.port, config.localPort);
+  const brokerName = `${config.broker.host}:${config.broker.port}`;
+  if (!resolved) log.warn({ broker: brokerName }, 'the broker name does not resolve yet; looking it up again until it does');
   socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
   log.info({ localPort: socket.address().port, broker: `${config.broker.host}:${config.broker.port}` }, 'socket connected to broker');
   const client = new FramecastClient({
@@ -38,13 +41,26 @@ await runMain('client', async () => {
     log.info(text);
     say(text);
   });
+  followBrokerName(client.link, name, (address) => client.emit('event', `the broker name ${config.broker.host} resolves to ${address} now: following it`));
+  const rcv = enlargeReceiveBuffer(socket, config.receiveBufferBytes);
+  if (rcv.short) {
+    say(`warning: the system gives this client a ${Math.round(rcv.grantedBytes / 1024)} KiB receive buffer, not the ${Math.round(config.receiveBufferBytes / 1024)} KiB asked: ` +
+      `big frames may overflow it (as root: sysctl -w net.core.rmem_max=${config.receiveBufferBytes})`);
+  }
+  const local = socket.address();
+  const dropsAtStart = receiveBufferDrops(local.port, local.family as 'IPv4' | 'IPv6');
+  /** Datagrams the system dropped because this client's receive buffer was full, since it started; null where it cannot tell. */
+  const bufferDrops = (): number | null => {
+    const now = receiveBufferDrops(local.port, local.family as 'IPv4' | 'IPv6');
+    return now === null || dropsAtStart === null ? null : now - dropsAtStart;
+  };
   client.on('firstFrame', (id, bytes) => say(`${formatProducerId(id)}: frames are arriving (first frame ${bytes} bytes)`));
 
   const subscribe = async (id: number): Promise<void> => {
     const r = await client.subscribe(id);
     const name = formatProducerId(id);
     if (r.ok) say(`subscribed to ${name}${r.metadata ? `: ${describeMetadata(r.metadata)}` : ''}${r.online === false ? ' (offline for now)' : ''}`);
-    else if (r.waiting === true) say(`${name}: the broker does not answer yet; asking again until it does`);
+    else if (r.waiting === true) say(`${name}: ${r.message} (unsubscribe ${name} to stop)`);
     else say(`cannot subscribe to ${name}: ${r.message}`);
   };
 
@@ -69,7 +85,9 @@ await runMain('client', async () => {
         const now = performance.now();
         const subs = client.active();
         say(subs.length === 0 ? 'no subscriptions' : subs.map((s) => formatStatus(s, now)).join('\n'));
-        say(`client: ${client.unsolicited} datagrams ignored (not subscribed), ${client.malformed} malformed`);
+        const drops = bufferDrops();
+        say(`client: ${client.unsolicited} datagrams ignored (not subscribed), ${client.malformed} malformed` +
+          (drops === null ? '' : `, ${drops} lost in its own receive buffer (${Math.round(rcv.grantedBytes / 1024)} KiB)`));
         const b = await client.brokerStats();
         say(b === null ? 'broker: did not answer' : formatBrokerStats(b));
         return true;
@@ -87,6 +105,8 @@ await runMain('client', async () => {
       producers: Object.fromEntries([...client.subscriptions.values()].map((s) => [formatProducerId(s.id), s.summary])),
       ignored: client.unsolicited,
       malformed: client.malformed,
+      receiveBufferBytes: rcv.grantedBytes,
+      receiveBufferDrops: bufferDrops(),
     };
     client.close();
     rl?.close();

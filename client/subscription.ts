@@ -106,8 +106,11 @@ export class Subscription {
   online = true;
   /** False once unsubscribed; the figures stay for the summary. */
   active = true;
-  /** Wanted, but the broker has not accepted it yet (it did not answer): asked again until it does. */
-  waiting = false;
+  /**
+   * Wanted, but not accepted by the broker yet: it did not answer ('broker'), or the producer is
+   * not live there ('producer'). Asked again until it is accepted or the user unsubscribes.
+   */
+  waiting: false | 'broker' | 'producer' = false;
   lastHeardMs = 0;
   firstFrameMs = 0;
   /** When the latest whole video frame arrived. */

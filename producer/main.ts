@@ -1,6 +1,6 @@
 import { createLogger } from '../common/logger.ts';
 import { runMain } from '../common/run.ts';
-import { connectToBroker } from '../common/socket.ts';
+import { connectToBroker, followBrokerName } from '../common/socket.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 import { loadProducerConfig } from './config.ts';
 import { Producer } from './producer.ts';
@@ -10,7 +10,9 @@ await runMain('producer', async () => {
   const config = loadProducerConfig(process.argv);
   const source = loadSource(config.videoPath, config.audioPath, config.fps);
   const log = createLogger('producer', config.logLevel, config.logFile).child({ producer: formatProducerId(config.producerId) });
-  const socket = await connectToBroker(config.broker.host, config.broker.port);
+  const { socket, name, resolved } = await connectToBroker(config.broker.host, config.broker.port);
+  const brokerName = `${config.broker.host}:${config.broker.port}`;
+  if (!resolved) log.warn({ broker: brokerName }, 'the broker name does not resolve yet; looking it up again until it does');
   // ICMP port unreachable while the broker is down: expected, and healed by heartbeats.
   socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
   const producer = new Producer({
@@ -22,6 +24,7 @@ await runMain('producer', async () => {
     },
   });
   socket.on('message', (msg) => producer.link.handleDatagram(msg));
+  followBrokerName(producer.link, name, (address) => log.warn({ broker: brokerName, address }, 'the broker name resolves to a new address: following it'));
   producer.on('announced', () => log.info({ broker: `${config.broker.host}:${config.broker.port}`, title: config.title }, 'announced'));
   producer.on('refused', (why) => log.warn({ why }, 'announce refused'));
   producer.on('brokerUnreachable', () => log.warn('broker unreachable; retrying'));

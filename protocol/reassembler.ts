@@ -191,13 +191,15 @@ export class FrameReassembler {
   /**
    * Frames before `frameNo` are not awaited: they were sent before a subscriber joined, and what
    * it got of them was the join replay (PROTOCOL.md §3.5). Complete frames held below it are
-   * released in order; unfinished ones are let go, uncounted; the floor moves to frameNo - 1.
-   * Returns the frames released. Before the first frame it does nothing (nothing is awaited).
+   * released in order; unfinished ones are let go, uncounted; the floor moves to frameNo - 1
+   * (before the first frame it stays: nothing is awaited yet). Returns the frames released.
    */
   skipBefore(frameNo: number): readonly CompletedFrame[] {
-    if (this.#floor < 0 || frameNo - 1 <= this.#floor) return NONE;
-    let out: CompletedFrame[] | null = null;
+    if (frameNo - 1 <= this.#floor) return NONE;
     for (const f of [...this.#pending.values()]) if (f.frameNo < frameNo) this.#dropPending(f);
+    // Nothing released yet (the replayed frame lost a fragment on the way): nothing is awaited either.
+    if (this.#floor < 0) return NONE;
+    let out: CompletedFrame[] | null = null;
     for (const n of [...this.#held.keys()].sort((a, b) => a - b)) {
       if (n >= frameNo) break;
       const h = this.#held.get(n)!;

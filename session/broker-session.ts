@@ -42,6 +42,8 @@ export interface SessionEvents {
   notRegistered: [];
   unreachable: [];
   reachable: [];
+  /** A heartbeat went unanswered: the entry point may look the broker's name up again (it may have moved). */
+  quiet: [];
   /** Datagrams dropped, by reason (a decode error code or an FC_DROP_ code). */
   dropped: [code: string];
 }
@@ -140,6 +142,17 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
   /** Sends from another socket from now on, keeping the session (a NAT rebinding; PROTOCOL.md §4.12). */
   rebind(socket: ConnectedSocket): void {
     this.#socket = socket;
+  }
+
+  /**
+   * The socket now reaches the broker at another address (its name resolves elsewhere: a
+   * recreated container, a rescheduled pod): a broker there knows no session of ours, so a
+   * handshake starts at once, beside the current session, rather than at the next retry.
+   */
+  brokerMoved(): void {
+    if (this.#closed || !this.#started) return;
+    this.#handshake = null; // a handshake under way was talking to the old address
+    this.#openSession();
   }
 
   /** Feeds one datagram received on the socket. Never throws. */
@@ -411,6 +424,7 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
   #heartbeat(): void {
     this.#checkFrozen();
     const silentMs = this.#clock() - this.#lastHeardMs;
+    if (silentMs > this.#opts.heartbeatIntervalMs) this.emit('quiet');
     if (this.#reachable && silentMs > this.#opts.heartbeatIntervalMs * this.#opts.leaseIntervals) {
       this.#reachable = false;
       this.emit('unreachable');

@@ -527,8 +527,28 @@ describe('Broker', () => {
       expect(t.broker.counters.retransmitsThrottled).toBe(4 * 512 - 1500);
     });
 
-    it('limits retransmissions per subscriber, and a NAK cannot make it loop beyond its history', () => {
+    it('lets a subscriber\'s repairs follow its stream\'s rate: half of it, above the 1000 a second floor', () => {
       const t = setup();
+      t.announce();
+      t.subscribe(C1);
+      const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 300 });
+      const send = (frames: number) => {
+        for (let n = 0; n < frames; n++) for (const d of pk.packetize(Track.VIDEO, Buffer.alloc(500, n), n, 1)) t.media(d);
+      };
+      t.advance(1);
+      send(2200); // 4400 datagrams in the second the sweep measures
+      t.advance(1000);
+      send(1100); // 2200 more, seqs 4400-6599: the last 2048 are held
+      t.socket.clear();
+      const first = 6600 - 2048;
+      for (let k = 0; k < 2; k++) nak(t, C1, first + k * 1024, 1024);
+      // Version 1 stopped at 1000 a second whatever the stream; 4400 datagrams a second allow 2200.
+      expect(t.broker.counters.retransmitsOut).toBe(2048);
+      expect(t.broker.counters.retransmitsThrottled).toBe(0);
+    });
+
+    it('limits retransmissions per subscriber, and a NAK cannot make it loop beyond its history', () => {
+      const t = setup({ options: { historyDatagrams: 512 } });
       t.announce();
       t.subscribe(C1);
       stream(t, 300); // 600 datagrams, more than the history's 512 slots

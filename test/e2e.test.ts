@@ -47,7 +47,8 @@ describe('end to end, one process per role', () => {
     await client.waitFor(/^subscribed to 1AAA99: 'Test card'/);
     await client.waitFor(/^1AAA99: frames are arriving/);
     client.write('subscribe 9F9F9F');
-    await client.waitFor(/^cannot subscribe to 9F9F9F: no such producer is live$/);
+    // Not live (yet): it stays wanted, shown as such, until the user unsubscribes (issue 13).
+    await client.waitFor(/^9F9F9F: no such producer is live yet; staying subscribed and asking again until it is \(unsubscribe 9F9F9F to stop\)$/);
     client.write('subscribe nope');
     await client.waitFor(/^error: 'nope' is not a producer ID/);
     client.write('frobnicate');
@@ -55,6 +56,9 @@ describe('end to end, one process per role', () => {
     client.write('stats');
     await client.waitFor(/^1AAA99: .*frames \d+ complete/);
     await client.waitFor(/^broker: producers 1, clients 1, subscriptions 1/);
+    await client.waitFor(/^9F9F9F: not live yet \(asking the broker again until it is\)$/);
+    client.write('unsubscribe 9F9F9F');
+    await client.waitFor(/^unsubscribed from 9F9F9F$/);
 
     client.write('unsubscribe 1AAA99');
     await client.waitFor(/^unsubscribed from 1AAA99$/);

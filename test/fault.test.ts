@@ -101,8 +101,9 @@ describe('fault tolerance, real processes and signals', () => {
     const broker = await startBroker();
     const p = producer('1AAA99', broker.address);
     await p.waitFor(/"msg":"announced"/);
-    const watch = () => new Proc('client/main.ts', ['--broker', broker.address, '--subscribe', '1AAA99', '--duration', '7']);
-    const [a, b] = [watch(), watch()];
+    const watch = (extra: string[] = []) => new Proc('client/main.ts', ['--broker', broker.address, '--subscribe', '1AAA99', '--duration', '7', ...extra]);
+    // The stalled one with a small receive buffer, so that the stall overflows it (4 MiB would hold 2.5 s of this stream).
+    const [a, b] = [watch(), watch(['--receive-buffer-bytes', '65536'])];
     await Promise.all([streaming(a, '1AAA99'), streaming(b, '1AAA99')]);
     b.child.kill('SIGSTOP');
     // The stall itself is the event under test: 2.5 s, less than the 3 s lease.
@@ -152,7 +153,7 @@ describe('requests that never give up (PROTOCOL.md §5.1)', () => {
     const address = `127.0.0.1:${port}`;
     const c = viewer(address, ['1AAA99']);
     producer('1AAA99', address);
-    await c.waitFor(/^1AAA99: the broker does not answer yet; asking again until it does$/, 15_000);
+    await c.waitFor(/^1AAA99: the broker does not answer yet; asking again until it does \(unsubscribe 1AAA99 to stop\)$/, 15_000);
     c.write('stats');
     await c.waitFor(/^1AAA99: waiting for the broker to answer/);
     await new Promise((r) => setTimeout(r, 8000 - 3000)); // the first SUBSCRIBE gave up after about 3 s

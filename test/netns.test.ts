@@ -1,21 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Proc } from './helpers/procs.ts';
+import { canNetns, ip, whyNoNetns } from './helpers/netns.ts';
 
 // Three hosts on one machine: broker, producer and client each in a network namespace of its
 // own, joined to the broker's by veth links on a private subnet that exists only inside them.
-const root = process.getuid?.() === 0;
-const hasIp = spawnSync('ip', ['-V']).status === 0;
 const hasNft = spawnSync('nft', ['--version']).status === 0;
-/** Listing namespaces needs no privilege; creating one does (CAP_NET_ADMIN, a writable /run/netns). */
-function probeNetns(): boolean {
-  const probe = `fcprobe${process.pid}`;
-  const ok = spawnSync('ip', ['netns', 'add', probe]).status === 0;
-  if (ok) spawnSync('ip', ['netns', 'del', probe]);
-  return ok;
-}
-const canNetns = root && hasIp && probeNetns();
-const why = !root ? 'not root' : !hasIp ? 'iproute2 (ip) is not installed' : 'cannot create network namespaces here';
+const why = whyNoNetns;
 
 const tag = (process.pid % 10_000).toString();
 const ns = { broker: `fcb${tag}`, producer: `fcp${tag}`, client: `fcc${tag}` };
@@ -23,9 +14,6 @@ const BROKER_FOR_PRODUCER = '10.231.1.1';
 const BROKER_FOR_CLIENT = '10.231.2.1';
 const CLIENT_LINK = `vc${tag}`;
 
-function ip(...args: string[]): void {
-  execFileSync('ip', args, { stdio: 'pipe' });
-}
 function inNs(name: string, cmd: string, ...args: string[]): string {
   return execFileSync('ip', ['netns', 'exec', name, cmd, ...args], { stdio: 'pipe' }).toString();
 }

@@ -147,3 +147,14 @@ describe('Subscription joining a live stream (PROTOCOL.md §3.5)', () => {
     expect(t.sub.nakDue(10)).toBe(false);
   });
 });
+
+describe('Subscription joining through a lossy link', () => {
+  it('a replayed frame that lost a fragment on the way is let go uncounted when the live stream starts', () => {
+    const t = setup();
+    const all = [0, 1, 2].map(() => t.next());
+    t.push(all[0].slice(1).map((m) => ({ ...m, flags: m.flags | 2 })), 0); // the replay, its first fragment lost
+    t.push(all[2], 5);
+    expect(t.delivered).toEqual([t.frames[2]]);
+    expect(t.sub.summary).toMatchObject({ framesDropped: 0, packetsLost: 0 });
+  });
+});

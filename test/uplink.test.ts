@@ -51,30 +51,29 @@ async function throughUplink(o: { up: number; down: number; seed: number; produc
 }
 
 describe('loss on the producer-to-broker link is repaired (PROTOCOL.md §3.6)', () => {
-  it('1% uplink loss: at least 99% of frames complete and byte-identical; the client reports only its own (clean) link', async () => {
-    const r = await throughUplink({ up: 0.01, down: 0, seed: 0x1234 });
-    expect(r.upLoss).toBeGreaterThan(0.005);
-    expect(r.repairs?.sent).toBeGreaterThan(0);
-    expect(r.complete).toBeGreaterThanOrEqual(0.99);
-    expect(r.reported).toBeLessThan(0.003);
-  });
+  // The four runs at once (each its own broker, producer, relays and client, at 12 fps): the
+  // figures are the same as one after another, in a quarter of the time.
+  it('1% and 5% uplink loss: at least 99% of frames, byte-identical, the client reporting only its own clean link; 5% + 5% on its link: at least 98%; a producer keeping no history: not', async () => {
+    const [one, five, both, none] = await Promise.all([
+      throughUplink({ up: 0.01, down: 0, seed: 0x1234 }),
+      throughUplink({ up: 0.05, down: 0, seed: 0x2345 }),
+      throughUplink({ up: 0.05, down: 0.05, seed: 0x3456 }),
+      throughUplink({ up: 0.05, down: 0, seed: 0x2345, producerLatencyMs: 0 }),
+    ]);
+    expect(one.upLoss).toBeGreaterThan(0.005);
+    expect(one.repairs?.sent).toBeGreaterThan(0);
+    expect(one.complete).toBeGreaterThanOrEqual(0.99);
+    expect(one.reported).toBeLessThan(0.003);
 
-  it('5% uplink loss: at least 99% of frames complete; the client reports only its own (clean) link', async () => {
-    const r = await throughUplink({ up: 0.05, down: 0, seed: 0x2345 });
-    expect(r.upLoss).toBeGreaterThan(0.03);
-    expect(r.complete).toBeGreaterThanOrEqual(0.99);
-    expect(r.reported).toBeLessThan(0.01);
-  });
+    expect(five.upLoss).toBeGreaterThan(0.03);
+    expect(five.complete).toBeGreaterThanOrEqual(0.99);
+    expect(five.reported).toBeLessThan(0.01);
 
-  it('5% uplink and 5% downlink loss together: at least 98% of frames; the client reports its own link\'s loss within 1 point', async () => {
-    const r = await throughUplink({ up: 0.05, down: 0.05, seed: 0x3456 });
-    expect(r.complete).toBeGreaterThanOrEqual(0.98);
-    expect(Math.abs(r.reported - r.downLoss)).toBeLessThan(0.01);
-  });
+    expect(both.complete).toBeGreaterThanOrEqual(0.98);
+    expect(Math.abs(both.reported - both.downLoss)).toBeLessThan(0.01);
 
-  it('the test can tell: a producer that keeps no history (--latency-ms 0) loses whole frames to 5% uplink loss', async () => {
-    const r = await throughUplink({ up: 0.05, down: 0, seed: 0x2345, producerLatencyMs: 0 });
-    expect(r.repairs?.sent).toBe(0);
-    expect(r.complete).toBeLessThan(0.9);
-  });
+    // The test can tell: without the producer's history, 5% uplink loss costs whole frames.
+    expect(none.repairs?.sent).toBe(0);
+    expect(none.complete).toBeLessThan(0.9);
+  }, 60_000);
 });

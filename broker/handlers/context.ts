@@ -38,8 +38,8 @@ export interface BrokerContext {
   sessionLive(s: PeerSession): boolean;
   producersFromIp(ip: string): number;
   sendQueueFull(): boolean;
-  /** One retransmission from the budget of a source IP (all its sessions together); false when spent. */
-  takeRetransmit(ip: string): boolean;
+  /** One retransmission from the budget of a source IP (all its sessions together), at `rate` a second if above the usual; false when spent. */
+  takeRetransmit(ip: string, rate: number): boolean;
   /** A control datagram counted as received turns out to be dropped. */
   dropControl(code: string): void;
 }

@@ -3,6 +3,9 @@ import { markRetransmit } from '../../protocol/media-header.ts';
 import type { PeerSession } from '../sessions.ts';
 import type { BrokerContext } from './context.ts';
 
+/** Share of a stream's datagram rate that one subscriber may have sent again. */
+const REPAIR_SHARE = 0.5;
+
 /**
  * Loss recovery (PROTOCOL.md §3.6): sends the datagrams asked for again, to this subscriber
  * only, flagged RETRANSMIT, while they are younger than the latency budget and within its
@@ -20,7 +23,11 @@ export function handleNak(ctx: BrokerContext, m: NakMessage, s: PeerSession): vo
     for (const r of m.ranges) c.retransmitsThrottled += r.count;
     return;
   }
-  const rate = ctx.options.maxRetransmitsPerSecondPerSubscriber;
+  // The budget follows the stream (PROTOCOL.md §3.6): a subscriber may be sent again up to half
+  // of what its stream sends, never less than the configured floor; an IP's budget grows by the same factor.
+  const floor = ctx.options.maxRetransmitsPerSecondPerSubscriber;
+  const rate = Math.max(floor, REPAIR_SHARE * ch.datagramsPerSecond);
+  const ipRate = (ctx.options.maxRetransmitsPerSecondPerIp * rate) / floor;
   sub.retransmitTokens = Math.min(rate, sub.retransmitTokens + ((now - sub.retransmitRefillMs) * rate) / 1000);
   sub.retransmitRefillMs = now;
   const history = ch.history;
@@ -37,7 +44,7 @@ export function handleNak(ctx: BrokerContext, m: NakMessage, s: PeerSession): vo
         c.retransmitsUnavailable++;
         continue;
       }
-      if (!ctx.takeRetransmit(s.ip)) {
+      if (!ctx.takeRetransmit(s.ip, ipRate)) {
         // The budget of the sender's IP, all its sessions together, is spent.
         c.retransmitsThrottled += end - seq;
         break;

@@ -16,10 +16,11 @@ export async function summaryOf(client: Proc, id: string, timeoutMs = 15_000): P
 }
 
 /**
- * Asserts a recording holds only whole sample frames, each following the one before in the
- * (looping) sample; returns the number of sample frames skipped between them.
+ * Asserts a recording holds only whole sample frames (samples/sample.mjpeg's, or `sample`'s),
+ * each following the one before in the (looping) sample; returns the number of sample frames skipped between them.
  */
-export function expectSampleFramesInOrder(recordingPath: string, frames: number): number {
+export function expectSampleFramesInOrder(recordingPath: string, frames: number, sample: readonly Buffer[] = SAMPLE_FRAMES): number {
+  const SAMPLE_FRAMES = sample;
   const idx = splitMjpeg(readFileSync(recordingPath)).map((f) => SAMPLE_FRAMES.findIndex((s) => s.equals(f)));
   expect(idx).toHaveLength(frames);
   expect(idx.every((i) => i >= 0)).toBe(true); // byte-identical to a sample frame: never corrupt
