@@ -51,6 +51,15 @@ export interface PeerSockets {
 export type Clock = () => number;
 
 /**
+ * Optional: a socket of the broker's port connected to each producer (main.ts), on which the
+ * kernel then queues that producer's datagrams apart from everyone else's (PROTOCOL.md §3.5).
+ * What arrives on it is fed to handleDatagram like the rest.
+ */
+export interface Ingress {
+  open(address: string, port: number): { close(): void };
+}
+
+/**
  * Optional: threads that send media for the broker (fanout-threads.ts, `--fanout-threads`). The
  * broker keeps every decision and tells them, in order, which validated client watches which
  * producer; they send from sockets of the broker's own port.
@@ -117,6 +126,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #log: DatagramLog;
   #lastHintMs = -Infinity;
   #queueFull = false;
+  /** Busy all the time of late (setBusyShare): some frames are shed whole until it is not. */
+  #busy = false;
+  /** The share of frames shed while busy, raised while the thread stays busy and lowered once it is not (setBusyShare). */
+  #shedShare = 0;
+  #shedCredit = 0;
+  #busyShare = 0;
+  #backlogBytes = 0;
   #queueCheckedMs = -Infinity;
   #clients = 0;
   /**
@@ -141,14 +157,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #repairing = new Set<Channel>();
 
   readonly #peers: PeerSockets | null;
+  readonly #ingress: Ingress | null;
   readonly #fanout: Fanout | null;
 
   constructor(args: {
-    socket: DatagramSocket; clock: Clock; options?: Partial<BrokerOptions>; secret?: Buffer; peers?: PeerSockets; fanout?: Fanout;
+    socket: DatagramSocket; clock: Clock; options?: Partial<BrokerOptions>; secret?: Buffer; peers?: PeerSockets; fanout?: Fanout; ingress?: Ingress;
   }) {
     super();
     this.#socket = args.socket;
     this.#peers = args.peers ?? null;
+    this.#ingress = args.ingress ?? null;
     this.#fanout = args.fanout ?? null;
     this.#clock = args.clock;
     this.options = Object.freeze({ ...DEFAULT_BROKER_OPTIONS, ...args.options });
@@ -182,7 +200,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
       clientOf: (s, m) => this.#clientOf(s, m),
       sessionLive: (s) => this.#sessionLive(s),
       producersFromIp: (ip) => this.#producersFromIp(ip),
-      sendQueueFull: () => this.#sendQueueFull(),
+      sendQueueFull: () => this.#busy || this.#sendQueueFull(),
+      openIngress: (s) => {
+        if (s.ingress === null && s.client?.out == null) s.ingress = this.#ingress?.open(s.address, s.port) ?? null;
+      },
       takeRetransmit: (ip, rate) => this.#retransmitRate.allow(ip, this.#clock(), rate),
       dropControl: (code) => this.#dropControl(code),
     };
@@ -350,7 +371,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
     // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
     // A repair of an older frame leaves the decision about the current one as it is.
     const frameStart = isFrameStart(msg) && !repair;
-    if (frameStart) ch.shedFrame[track] = this.#sendQueueFull(now) ? mediaFrameNo(msg) : -1;
+    if (frameStart) {
+      // While busy, a share of frames is shed: spread evenly over every producer's frames.
+      let busy = false;
+      if (this.#shedShare > 0) {
+        this.#shedCredit += this.#shedShare;
+        if (this.#shedCredit >= 1) {
+          this.#shedCredit -= 1;
+          busy = true;
+        }
+      }
+      ch.shedFrame[track] = busy || this.#sendQueueFull(now) ? mediaFrameNo(msg) : -1;
+      if (busy) c.framesShedBusy++;
+    }
     if (ch.shedFrame[track] >= 0 && ch.shedFrame[track] === mediaFrameNo(msg)) {
       if (frameStart) c.framesShed++;
       c.datagramsShed += n;
@@ -375,6 +408,41 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     c.datagramsOut += n;
     c.bytesOut += n * msg.length;
+  }
+
+  /**
+   * How loaded the broker was over the last interval (from main.ts): the share of the time its
+   * thread was busy (event-loop utilization, 0-1) and, where the system tells it, the bytes
+   * waiting unread in its fullest receive buffer. Overloaded (PROTOCOL.md §3.5), it sheds a share
+   * of frames whole, raised fast while the backlog grows and lowered slowly once it has drained
+   * (called every LOAD_INTERVAL_MS, main.ts),
+   * so it forwards what it can and no more; meanwhile neither producers nor subscribers are sent
+   * NAK answers or asked for repairs. Reading and dropping a datagram costs a small part of
+   * sending it to every subscriber, so the backlog drains and control is read in time.
+   */
+  setLoad(busyShare: number, backlogBytes: number | null): void {
+    this.#busyShare = busyShare;
+    this.#backlogBytes = backlogBytes ?? 0;
+    const o = this.options;
+    const busy = busyShare > o.maxBusyShare;
+    const over = backlogBytes === null ? busy : busy && backlogBytes > o.maxBacklogBytes;
+    const under = backlogBytes === null ? busyShare < 0.8 * o.maxBusyShare : !busy || backlogBytes < o.maxBacklogBytes / 4;
+    this.#busy = over;
+    // On the share forwarded: cut by a fifth while over, grown by a twentieth (and a little) while
+    // under, so it hovers just under what the broker can forward, whatever the load.
+    const forward = 1 - this.#shedShare;
+    if (over) this.#shedShare = 1 - forward * 0.8;
+    else if (under) this.#shedShare = Math.max(0, 1 - Math.min(1, forward * 1.05 + 0.002));
+    if (this.#shedShare === 0) this.#shedCredit = 0;
+  }
+
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  /** The share of frames being shed because the thread is busy (0-1). */
+  get shedShare(): number {
+    return this.#shedShare;
   }
 
   /** Notes a producer's datagram against the gaps in its seqs; a new gap is asked for at once. */
@@ -407,6 +475,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /** One NAK per track with gaps due, to the producer's session, retried after about a round trip. */
   #nakProducer(ch: Channel, now: number): void {
+    if (this.#busy) return; // the loss is the broker's own: asking for more would only add to it
     const p = ch.producer!;
     const rtt = ch.uplinkRttMs;
     const retryMs = Math.min(this.#uplinkBudgetMs / 2, rtt < 0 ? 20 : Math.max(10, 1.5 * rtt + 5));
@@ -499,7 +568,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
       this.#refuse('REFUSED_CLIENTS', s, m, Status.LIMIT_REACHED, { message: `the broker serves at most ${this.options.maxClients} clients` });
       return null;
     }
-    const out = this.#peers?.open(s.address, s.port) ?? null;
+    // (A producer's session that also subscribes keeps its ingress socket: one socket per path.)
+    const out = s.ingress === null ? this.#peers?.open(s.address, s.port) ?? null : null;
     const peer = this.#fanout?.open(s.address, s.port) ?? 0;
     s.client = { key: String(s.id), session: s, subscriptions: new Map(), out, peer };
     this.#clients++;
@@ -529,6 +599,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     s.address = rinfo.address;
     s.port = rinfo.port;
     s.lastHeardMs = this.#clock();
+    if (s.ingress !== null) {
+      s.ingress.close();
+      s.ingress = this.#ingress?.open(s.address, s.port) ?? null;
+    }
     const client = s.client;
     if (client !== null) {
       if (client.out !== null) {
@@ -560,6 +634,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   #closeSession(s: PeerSession, reason: 'lease' | 'goodbye'): void {
     this.#sessions.close(s);
+    s.ingress?.close();
+    s.ingress = null;
     const client = s.client;
     if (client !== null) {
       for (const id of client.subscriptions.keys()) this.#channels.get(id)?.removeSubscriber(client.key);
@@ -647,6 +723,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       cacheLimitBytes: this.#cacheBudget.limitBytes,
       cacheEvictions: this.#cacheBudget.evictions,
       memoryCeilingBytes: this.memory.ceilingBytes,
+      busyPct: Math.round(100 * this.#busyShare),
+      backlogBytes: this.#backlogBytes,
+      shedPct: Math.round(100 * this.#shedShare),
     };
   }
 

@@ -31,6 +31,10 @@ export interface BrokerCounters {
   /** Frames not forwarded because the send queue was over its bound, and the datagrams not sent for them. */
   framesShed: number;
   datagramsShed: number;
+  /** Of framesShed: shed because the broker was busy all the time (event-loop utilization over its bound). */
+  framesShedBusy: number;
+  /** Datagrams the system dropped in the broker's own receive buffers (Linux; from main.ts). */
+  receiveBufferDrops: number;
   /** Dropped datagrams by reason: protocol error codes and FC_DROP_* codes. */
   readonly drops: Map<string, number>;
   countDrop(reason: string): void;
@@ -52,7 +56,7 @@ export function createCounters(): BrokerCounters {
     datagramsIn: 0, bytesIn: 0, datagramsOut: 0, bytesOut: 0, mediaIn: 0, controlIn: 0,
     clientsExpired: 0, producersExpired: 0, sendErrors: 0, announcesRefused: 0, tokensRefused: 0,
     naksIn: 0, retransmitsOut: 0, retransmitsUnavailable: 0, retransmitsThrottled: 0, reportsIn: 0, framesShed: 0, datagramsShed: 0,
-    uplinkNaksOut: 0, uplinkNakked: 0, uplinkRepairsIn: 0, uplinkAbandoned: 0,
+    uplinkNaksOut: 0, uplinkNakked: 0, uplinkRepairsIn: 0, uplinkAbandoned: 0, framesShedBusy: 0, receiveBufferDrops: 0,
     drops,
     countDrop(reason) {
       drops.set(reason, (drops.get(reason) ?? 0) + 1);
@@ -70,7 +74,7 @@ export function createCounters(): BrokerCounters {
         naksIn: this.naksIn, retransmitsOut: this.retransmitsOut, retransmitsUnavailable: this.retransmitsUnavailable,
         retransmitsThrottled: this.retransmitsThrottled, reportsIn: this.reportsIn,
         uplinkNaksOut: this.uplinkNaksOut, uplinkNakked: this.uplinkNakked, uplinkRepairsIn: this.uplinkRepairsIn, uplinkAbandoned: this.uplinkAbandoned,
-        framesShed: this.framesShed, datagramsShed: this.datagramsShed,
+        framesShed: this.framesShed, datagramsShed: this.datagramsShed, framesShedBusy: this.framesShedBusy, receiveBufferDrops: this.receiveBufferDrops,
       };
       let dropped = 0;
       for (const [reason, n] of drops) {

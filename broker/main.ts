@@ -1,16 +1,21 @@
 import dgram from 'node:dgram';
+import { performance as nodePerformance } from 'node:perf_hooks';
 import { createLogger } from '../common/logger.ts';
 import { literalFirstLookup } from '../common/net.ts';
 import { runMain } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
-import { Broker, type PeerSockets } from './broker.ts';
+import { Broker, type Ingress, type PeerSockets } from './broker.ts';
 import { FanoutThreads } from './fanout-threads.ts';
 import { openPeerSocket } from './peer-socket.ts';
 import { loadBrokerConfig } from './config.ts';
 import { RefusalReport } from './refusal-report.ts';
+import { receiveQueues } from '../common/udp-drops.ts';
 
 /** Refusals and drops are logged as one line per this interval (PROTOCOL.md §5.4). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
+
+/** How often the broker's load is looked at (PROTOCOL.md §3.5). */
+const LOAD_INTERVAL_MS = 20;
 
 /** How often gaps in producers' seqs are asked for again (a fraction of the 10 ms tail grace and the NAK retry). */
 const REPAIR_TICK_MS = 5;
@@ -19,11 +24,27 @@ await runMain('broker', async () => {
   const config = loadBrokerConfig(process.argv);
   const log = createLogger('broker', config.logLevel, config.logFile);
   const type = config.host.includes(':') ? 'udp6' : 'udp4';
-  // With connected sockets (on this thread or the fan-out threads), every socket shares the port
-  // (SO_REUSEADDR): the kernel hands a client's datagrams to its connected socket, everyone
-  // else's to this one.
-  const shared = config.options.connectedSockets || config.options.fanoutThreads > 0;
-  const socket = dgram.createSocket({ type, lookup: literalFirstLookup, reuseAddr: shared });
+  // Every socket shares the port (SO_REUSEADDR): the kernel hands a producer's datagrams (and,
+  // with connected sockets, a client's) to the socket connected to it, everyone else's to this one.
+  const socket = dgram.createSocket({ type, lookup: literalFirstLookup, reuseAddr: true });
+  /** A socket per producer session, for what it sends alone (PROTOCOL.md §3.5): a flood of media cannot crowd out clients' control. */
+  const ingress: Ingress = {
+    open(address, port) {
+      const peer = openPeerSocket({
+        type, host: config.host, port: socket.address().port, to: { address, port },
+        onMessage: (msg, rinfo) => broker.handleDatagram(msg, rinfo),
+        onError: () => broker.counters.sendErrors++,
+        onReady: () => {
+          try {
+            peer.socket.setRecvBufferSize(config.options.socketBufferBytes);
+          } catch {
+            // the system's default: still apart from everyone else's
+          }
+        },
+      });
+      return peer;
+    },
+  };
   const peers: PeerSockets | undefined = config.options.connectedSockets ? {
     open(address, port) {
       const peer = openPeerSocket({
@@ -72,7 +93,7 @@ await runMain('broker', async () => {
     onOpenFailure: (client, error) => log.error({ client, err: error }, 'no fan-out socket for a client: it gets no media'),
   });
   if (fanout !== undefined) log.info({ threads: config.options.fanoutThreads }, 'fan-out threads started');
-  const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers, fanout });
+  const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers, fanout, ingress });
   broker.on('producerOnline', (id, address, port, title) => log.info({ producer: formatProducerId(id), address, port, title }, 'producer online'));
   broker.on('producerOffline', (id, reason) => log.info({ producer: formatProducerId(id), reason }, 'producer offline'));
   broker.on('clientJoined', (address, port) => log.info({ address, port }, 'client joined'));
@@ -90,8 +111,29 @@ await runMain('broker', async () => {
   process.stdout.write(`broker listening on ${config.host}:${port}\n`);
 
   let fanoutErrors = 0;
+  let elu = nodePerformance.eventLoopUtilization();
+  const family = type === 'udp6' ? 'IPv6' : 'IPv4';
+  const dropsAtStart = receiveQueues(port, family)?.drops ?? null;
+  let dropsCheckedMs = performance.now();
+  // Overload (PROTOCOL.md §3.5): how busy the thread was since the last look and, only when it
+  // was (this reads a /proc file), how much waits unread; the drops once a second. Often enough
+  // that a backlog is seen well before a receive buffer fills (4 MiB at 20,000 datagrams a second: 90 ms).
+  const load = setInterval(() => {
+    const now = performance.now();
+    const busy = nodePerformance.eventLoopUtilization(elu).utilization;
+    elu = nodePerformance.eventLoopUtilization();
+    const countDrops = dropsAtStart !== null && now - dropsCheckedMs >= 1000;
+    const queues = busy > config.options.maxBusyShare || countDrops ? receiveQueues(port, family) : null;
+    broker.setLoad(busy, dropsAtStart === null ? null : queues?.maxQueuedBytes ?? 0);
+    if (countDrops && queues !== null) {
+      dropsCheckedMs = now;
+      broker.counters.receiveBufferDrops = queues.drops - dropsAtStart;
+    }
+  }, LOAD_INTERVAL_MS);
+  load.unref();
   const sweep = setInterval(() => {
-    broker.sweep(performance.now());
+    const now = performance.now();
+    broker.sweep(now);
     if (fanout !== undefined) {
       const n = fanout.sendErrors();
       broker.counters.sendErrors += n - fanoutErrors;
@@ -123,6 +165,7 @@ await runMain('broker', async () => {
     broker.shutdown();
     clearInterval(sweep);
     clearInterval(repair);
+    clearInterval(load);
     clearInterval(refusalTimer);
     if (stats) clearInterval(stats);
     // Let the goodbyes leave the socket before closing it.

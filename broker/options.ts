@@ -43,6 +43,14 @@ export interface BrokerOptions {
   readonly fanoutMinSubscribers: number;
   /** Beyond this many bytes waiting to be sent, whole frames are shed rather than queued. */
   readonly maxSendQueueBytes: number;
+  /**
+   * Overload (PROTOCOL.md §3.5): bytes that may wait unread in the fullest of the broker's receive
+   * buffers (Linux), checked each sweep interval while the thread is busier than `maxBusyShare`
+   * (elsewhere, the busy share alone decides). Over it, a growing share of frames is shed whole
+   * until the backlog is under a quarter of it.
+   */
+  readonly maxBacklogBytes: number;
+  readonly maxBusyShare: number;
   /** How long an address validation token may be echoed after it was issued. */
   readonly tokenLifetimeMs: number;
   /** Authenticated control datagrams accepted per session per second (bursts up to as many). */
@@ -89,6 +97,8 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   maxCacheBytesPerProducer: 4 * 1024 * 1024,
   socketBufferBytes: 4 * 1024 * 1024,
   maxSendQueueBytes: 1024 * 1024,
+  maxBacklogBytes: 1024 * 1024,
+  maxBusyShare: 0.9,
   connectedSockets: false,
   fanoutThreads: 0,
   fanoutMinSubscribers: 4,

@@ -38,6 +38,11 @@ export interface PeerSession {
   probe: PathProbe | null;
   /** The answer to the HELLO that opened it, sent again if that HELLO is retried. */
   welcome: Buffer | null;
+  /**
+   * A producer's socket of the broker's port connected to it (PROTOCOL.md §3.5): its MEDIA waits
+   * in a buffer of its own, so however much it sends, clients' control is not dropped with it.
+   */
+  ingress: { close(): void } | null;
   readonly peerPublicKey: Buffer;
 }
 
@@ -100,7 +105,7 @@ export class SessionTable {
       id, keys, address: args.address, port: args.port, ip: args.address, lastHeardMs: args.nowMs, replay: new ReplayWindow(),
       mediaTokenHi: keys.mediaToken.readUInt32BE(0), mediaTokenLo: keys.mediaToken.readUInt32BE(4),
       nextPacketNo: 1, client: null, producerIds: new Set(), controlTokens: args.burst.control, nakTokens: args.burst.nak, refillMs: args.nowMs,
-      probe: null, welcome: null, peerPublicKey: Buffer.from(args.peerPublicKey),
+      probe: null, welcome: null, ingress: null, peerPublicKey: Buffer.from(args.peerPublicKey),
     };
     this.#byId.set(id, session);
     this.#perIp.set(session.ip, (this.#perIp.get(session.ip) ?? 0) + 1);

@@ -1,12 +1,22 @@
 import { readFileSync } from 'node:fs';
 
 /**
- * Datagrams the kernel dropped for one UDP socket because its receive buffer was full: the
- * `drops` column of /proc/net/udp (udp6), found by the socket's local port. Linux only; null
+ * Datagrams the kernel dropped because a receive buffer was full, for the UDP sockets bound to
+ * `localPort` (one for a client; the broker's shared socket and those connected to its peers):
+ * the `drops` column of /proc/net/udp (udp6), summed. Linux only; null
  * elsewhere or when the socket is not listed. Reads a small file: call it now and then, never
  * per datagram.
  */
 export function receiveBufferDrops(localPort: number, family: 'IPv4' | 'IPv6'): number | null {
+  return receiveQueues(localPort, family)?.drops ?? null;
+}
+
+/**
+ * For the UDP sockets bound to `localPort`: bytes waiting in the fullest receive buffer (what
+ * has arrived and not been read yet, in the kernel's accounting), and datagrams dropped because
+ * a buffer was full, summed. Linux (/proc/net/udp); null elsewhere or when none is listed.
+ */
+export function receiveQueues(localPort: number, family: 'IPv4' | 'IPv6'): { readonly maxQueuedBytes: number; readonly drops: number } | null {
   let table: string;
   try {
     table = readFileSync(family === 'IPv6' ? '/proc/net/udp6' : '/proc/net/udp', 'utf8');
@@ -14,13 +24,19 @@ export function receiveBufferDrops(localPort: number, family: 'IPv4' | 'IPv6'): 
     return null;
   }
   const port = `:${localPort.toString(16).toUpperCase().padStart(4, '0')}`;
+  let found = false;
+  let maxQueuedBytes = 0;
+  let drops = 0;
   for (const line of table.split('\n').slice(1)) {
     const cols = line.trim().split(/\s+/);
     if (cols.length < 13 || !cols[1].endsWith(port)) continue;
-    const drops = Number(cols[cols.length - 1]);
-    return Number.isFinite(drops) ? drops : null;
+    found = true;
+    const queued = Number.parseInt(cols[4].split(':')[1] ?? '0', 16);
+    if (queued > maxQueuedBytes) maxQueuedBytes = queued;
+    const d = Number(cols[cols.length - 1]);
+    if (Number.isFinite(d)) drops += d;
   }
-  return null;
+  return found ? { maxQueuedBytes, drops } : null;
 }
 
 /**

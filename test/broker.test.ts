@@ -616,6 +616,46 @@ describe('Broker', () => {
   });
 });
 
+describe('Broker under overload (PROTOCOL.md §3.5)', () => {
+  it('sheds a share of frames whole while busy with a backlog, raised fast and lowered slowly, and counts them', () => {
+    const t = setup();
+    t.announce();
+    t.subscribe(C1);
+    const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 1200 });
+    const send = (frames: number) => {
+      for (let n = 0; n < frames; n++) for (const d of pk.packetize(Track.VIDEO, Buffer.alloc(100, n), n, 1)) t.media(d);
+    };
+    for (let i = 0; i < 5; i++) t.broker.setLoad(1, 2 * 1024 * 1024);
+    expect(t.broker.shedShare).toBeCloseTo(1 - 0.8 ** 5, 5);
+    send(1000);
+    expect(t.broker.counters.framesShedBusy).toBeGreaterThan(640);
+    expect(t.broker.counters.framesShedBusy).toBeLessThan(690);
+    expect(t.broker.counters.framesShed).toBe(t.broker.counters.framesShedBusy);
+    // Busy but no backlog (it keeps up): the share comes down, a twentieth at a time.
+    t.broker.setLoad(1, 0);
+    expect(t.broker.shedShare).toBeLessThan(1 - 0.8 ** 5);
+    for (let i = 0; i < 200; i++) t.broker.setLoad(0.3, 0);
+    expect(t.broker.shedShare).toBe(0);
+    const shed = t.broker.counters.framesShed;
+    send(100);
+    expect(t.broker.counters.framesShed).toBe(shed);
+  });
+
+  it('answers no NAK and asks the producer for no repair while overloaded', () => {
+    const t = setup();
+    t.announce();
+    t.subscribe(C1);
+    const pk = new MediaPacketizer({ producerId: 0x1aaa99, epoch: 1, maxDatagramBytes: 300 });
+    const sent = [0, 1].flatMap((n) => pk.packetize(Track.VIDEO, Buffer.alloc(500, n), n, 1));
+    t.broker.setLoad(1, 2 * 1024 * 1024);
+    t.socket.clear();
+    for (const [i, d] of sent.entries()) if (i !== 1) t.media(d);
+    t.feed({ type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, epoch: 1, track: Track.VIDEO, ranges: [{ first: 0, count: 1 }] }, C1);
+    expect(t.socket.to(P.port).filter((m) => m.type === MessageType.NAK)).toHaveLength(0);
+    expect(t.broker.counters.retransmitsOut).toBe(0);
+  });
+});
+
 describe('Broker memory ceiling (PROTOCOL.md §5.3)', () => {
   /** A frame that lies: `fragCount` fragments claimed, each datagram `bytes` long (PROTOCOL.md §3.2 allows it). */
   const lyingFragments = (id: number, frameNo: number, fragCount: number, bytes: number, count: number): Buffer[] => {

@@ -31,20 +31,21 @@ it.each([
   const broker = await startBroker([...flags.split(' '), '--heartbeat-ms', '250'], { LOG_LEVEL: 'info' });
   const producer = new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', broker.address, '--heartbeat-ms', '250'], { LOG_LEVEL: 'info' });
   await producer.waitFor(/"msg":"announced"/);
-  expect(socketsOnPort(broker.port)).toBe(1);
+  // The shared socket, and the producer's own (PROTOCOL.md §3.5: its media queued apart).
+  await until('the producer\'s socket', () => socketsOnPort(broker.port) === 2, 5000);
   const dir = mkdtempSync(join(tmpdir(), 'framecast-connected-'));
   try {
     const recorder = new Proc('client/main.ts', ['--broker', broker.address, '--heartbeat-ms', '250', '--subscribe', '1AAA99', '--duration', '3', '--record', dir]);
     const viewer = new Proc('client/main.ts', ['--broker', broker.address, '--heartbeat-ms', '250']);
     viewer.write('subscribe 1AAA99');
     await viewer.waitFor(/^1AAA99: frames are arriving/);
-    await until('a socket per client', () => socketsOnPort(broker.port) === 3, 5000);
-    expect(socketsOnPort(broker.port, true)).toBe(2); // connected, each to its client
+    await until('a socket per client', () => socketsOnPort(broker.port) === 4, 5000);
+    expect(socketsOnPort(broker.port, true)).toBe(3); // connected, each to its client or producer
     const s = await summaryOf(recorder, '1AAA99');
     expect(s.frames).toBeGreaterThanOrEqual(20);
     expectSampleFramesInOrder(join(dir, '1AAA99.mjpeg'), s.frames);
     // The recorder quit (goodbye): its socket is closed; the viewer's stays and still streams.
-    await until('the leaving client\'s socket closed', () => socketsOnPort(broker.port) === 2, 5000);
+    await until('the leaving client\'s socket closed', () => socketsOnPort(broker.port) === 3, 5000);
     viewer.write('stats');
     await viewer.waitForNext(/^1AAA99: 1\d\.\d fps/);
     // The broker's log may trail the socket's closing: wait for the line, then check it is the only one.

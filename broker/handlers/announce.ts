@@ -52,6 +52,7 @@ export function handleAnnounce(ctx: BrokerContext, m: AnnounceMessage, s: PeerSe
     };
   }
   s.producerIds.add(m.producerId);
+  ctx.openIngress(s);
   ctx.ack(s, m, Status.OK, ctx.leaseDetail());
   if (resumed || !ch.producer!.online) ctx.setOnline(ch);
 }

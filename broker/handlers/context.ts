@@ -38,6 +38,8 @@ export interface BrokerContext {
   sessionLive(s: PeerSession): boolean;
   producersFromIp(ip: string): number;
   sendQueueFull(): boolean;
+  /** Gives a producer's session a socket of its own for what it sends (PROTOCOL.md §3.5), if it has none. */
+  openIngress(s: PeerSession): void;
   /** One retransmission from the budget of a source IP (all its sessions together), at `rate` a second if above the usual; false when spent. */
   takeRetransmit(ip: string, rate: number): boolean;
   /** A control datagram counted as received turns out to be dropped. */
