@@ -23,7 +23,7 @@ export interface ClientConfig {
 
 /**
  * A 1080p30 frame is about 133 datagrams sent in one burst; the system default (208 KiB) holds
- * about one and a half of them, 4 MiB about thirty (issue 13: 12-15% of datagrams were lost in
+ * about one and a half of them, 4 MiB about thirty (a loaded machine lost 12-15% of datagrams in
  * the client's own buffer with the default, none with 4 MiB).
  */
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;

@@ -9,7 +9,7 @@ import { Proc, startBroker } from './helpers/procs.ts';
 import { expectSampleFramesInOrder } from './helpers/recording.ts';
 
 /**
- * Big frames (issue 13): 1920x1080 at 30 fps, made with ffmpeg, each frame a burst of about a
+ * Big frames (PROTOCOL.md §3.6): 1920x1080 at 30 fps, made with ffmpeg, each frame a burst of about a
  * hundred datagrams. Version 1 lost 12-15% of datagrams in every client's own receive buffer
  * (the system's 208 KiB) and one run of three fell to 97.2% of frames. A client now asks for
  * 4 MiB and counts what its buffer still drops; repairs follow the stream's rate.

@@ -47,7 +47,7 @@ describe('end to end, one process per role', () => {
     await client.waitFor(/^subscribed to 1AAA99: 'Test card'/);
     await client.waitFor(/^1AAA99: frames are arriving/);
     client.write('subscribe 9F9F9F');
-    // Not live (yet): it stays wanted, shown as such, until the user unsubscribes (issue 13).
+    // Not live (yet): it stays wanted, shown as such, until the user unsubscribes (PROTOCOL.md §5.1).
     await client.waitFor(/^9F9F9F: no such producer is live yet; staying subscribed and asking again until it is \(unsubscribe 9F9F9F to stop\)$/);
     client.write('subscribe nope');
     await client.waitFor(/^error: 'nope' is not a producer ID/);

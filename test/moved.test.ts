@@ -5,7 +5,7 @@ import { Proc } from './helpers/procs.ts';
 import { canNetns, ip, whyNoNetns } from './helpers/netns.ts';
 
 // A broker that comes back at a new address under the same name, as a recreated container or a
-// rescheduled pod does (issue 13). Everything runs in a network namespace of the test's own; the
+// rescheduled pod does (PROTOCOL.md §5.1). Everything runs in a network namespace of the test's own; the
 // name lives in that namespace's /etc/hosts (`ip netns exec` mounts /etc/netns/NAME/hosts there),
 // rewritten in place when the broker moves.
 const why = whyNoNetns;

@@ -6,7 +6,7 @@ import { Proc, startBroker } from './helpers/procs.ts';
 import { brokerStats, sessionPeer, type RawPeer } from './helpers/udp.ts';
 
 /**
- * Overload without collapse (issue 13, PROTOCOL.md §3.5): a producer sends several times what the
+ * Overload without collapse (PROTOCOL.md §3.5): a producer sends several times what the
  * broker can forward to its 100 subscribers, for 20 s. Media is what gets shed, never the control
  * that keeps sessions alive. The 100 subscribers are sessions on 127.0.0.5 in this process; an
  * nftables rule drops the MEDIA the broker sends them (after the broker has paid for sending it),

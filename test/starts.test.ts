@@ -5,7 +5,7 @@ import { LossyRelay } from './helpers/lossy-relay.ts';
 import { Proc, startBroker } from './helpers/procs.ts';
 
 /**
- * Requests that never give up (issue 13): 100 client starts, each through a link of its own
+ * Requests that never give up (PROTOCOL.md §5.1): 100 client starts, each through a link of its own
  * that loses 20% of datagrams both ways (handshake, SUBSCRIBE, ACK and MEDIA alike), to a real
  * broker process with a real producer. Every start must end subscribed. The clients are the
  * client program's FramecastClient on real sockets in this process, ten at once: 100 child

@@ -8,7 +8,7 @@ import { Proc, startBroker } from './helpers/procs.ts';
 import { expectSampleFramesInOrder, summaryOf } from './helpers/recording.ts';
 
 /**
- * Loss recovery on the uplink (issue 13, PROTOCOL.md §3.6): the producer reaches the broker
+ * Loss recovery on the uplink (PROTOCOL.md §3.6): the producer reaches the broker
  * through a relay that drops a share of everything it sends (MEDIA, repairs and control alike),
  * as a creator's home connection would; the client may have a lossy link of its own. 15 s at
  * 12 fps (180 frames) each: 99% means at most one frame lost.
