@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import {
-  clearMediaToken, clearRetransmit, isFrameStart, isMedia, isRetransmit, mediaEpoch, mediaFragCount, mediaFragIndex, mediaFrameNo,
+  clearMediaToken, clearRetransmit, isFrameStart, isMedia, isRetransmit, mediaFrameNo,
   mediaProducerId, mediaSeq, mediaTrack,
 } from '../protocol/media-header.ts';
 import {
@@ -23,6 +23,8 @@ import { hasMediaToken, pathNonce, SessionTable, type PeerSession } from './sess
 import { createCounters, type BrokerCounters, type RefusalReason } from './counters.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
 import { CacheBudget, planMemory, type MemoryPlan } from './memory.ts';
+import { LoadGovernor } from './load.ts';
+import { UplinkRepair } from './uplink.ts';
 import type { BrokerContext } from './handlers/context.ts';
 import { handleAnnounce } from './handlers/announce.ts';
 import { handleGoodbye } from './handlers/goodbye.ts';
@@ -126,13 +128,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #log: DatagramLog;
   #lastHintMs = -Infinity;
   #queueFull = false;
-  /** Busy all the time of late (setBusyShare): some frames are shed whole until it is not. */
-  #busy = false;
-  /** The share of frames shed while busy, raised while the thread stays busy and lowered once it is not (setBusyShare). */
-  #shedShare = 0;
-  #shedCredit = 0;
-  #busyShare = 0;
-  #backlogBytes = 0;
   #queueCheckedMs = -Infinity;
   #clients = 0;
   /**
@@ -153,8 +148,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return this.options.latencyMs / 2;
   }
 
-  /** Channels with gaps in their producer's seqs still being asked for (repairTick). */
-  readonly #repairing = new Set<Channel>();
+  /** Loss recovery on the producers' links (PROTOCOL.md §3.6). */
+  readonly #uplink: UplinkRepair;
+  /** Overload: the share of frames to shed (PROTOCOL.md §3.5). */
+  readonly #load: LoadGovernor;
 
   readonly #peers: PeerSockets | null;
   readonly #ingress: Ingress | null;
@@ -181,6 +178,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if ('error' in plan) throw new RangeError(plan.error);
     this.memory = plan;
     this.#cacheBudget = new CacheBudget(plan.cacheBytes, this.options.maxCacheBytesPerProducer);
+    this.#load = new LoadGovernor(this.options);
+    this.#uplink = new UplinkRepair(this.#uplinkBudgetMs, this.counters, {
+      sendNak: (ch, nak) => this.#reply(ch.producer!.session, nak),
+      wanted: (ch) => ch.producer !== null && ch.producer.online && this.#sessionLive(ch.producer.session) && ch.subscribers.length > 0,
+      paused: () => this.#load.overloaded,
+    });
     const broker = this;
     this.#ctx = {
       options: this.options, counters: this.counters, channels: this.#channels, fanout: this.#fanout,
@@ -200,7 +203,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       clientOf: (s, m) => this.#clientOf(s, m),
       sessionLive: (s) => this.#sessionLive(s),
       producersFromIp: (ip) => this.#producersFromIp(ip),
-      sendQueueFull: () => this.#busy || this.#sendQueueFull(),
+      sendQueueFull: () => this.#load.overloaded || this.#sendQueueFull(),
       openIngress: (s) => {
         if (s.ingress === null && s.client?.out == null) s.ingress = this.#ingress?.open(s.address, s.port) ?? null;
       },
@@ -365,22 +368,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const now = this.#clock();
     if (this.options.latencyMs > 0) {
       ch.history.put(track, msg, now);
-      this.#trackUplink(ch, msg, track, now);
+      this.#uplink.record(ch, msg, track, now);
     }
     // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
     // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
     // A repair of an older frame leaves the decision about the current one as it is.
     const frameStart = isFrameStart(msg) && !repair;
     if (frameStart) {
-      // While busy, a share of frames is shed: spread evenly over every producer's frames.
-      let busy = false;
-      if (this.#shedShare > 0) {
-        this.#shedCredit += this.#shedShare;
-        if (this.#shedCredit >= 1) {
-          this.#shedCredit -= 1;
-          busy = true;
-        }
-      }
+      // Overloaded, a share of frames is shed: spread evenly over every producer's frames.
+      const busy = this.#load.shedNext();
       ch.shedFrame[track] = busy || this.#sendQueueFull(now) ? mediaFrameNo(msg) : -1;
       if (busy) c.framesShedBusy++;
     }
@@ -411,85 +407,23 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * How loaded the broker was over the last interval (from main.ts): the share of the time its
-   * thread was busy (event-loop utilization, 0-1) and, where the system tells it, the bytes
-   * waiting unread in its fullest receive buffer. Overloaded (PROTOCOL.md §3.5), it sheds a share
-   * of frames whole, raised fast while the backlog grows and lowered slowly once it has drained
-   * (called every LOAD_INTERVAL_MS, main.ts),
-   * so it forwards what it can and no more; meanwhile neither producers nor subscribers are sent
-   * NAK answers or asked for repairs. Reading and dropping a datagram costs a small part of
-   * sending it to every subscriber, so the backlog drains and control is read in time.
+   * How loaded the broker was over the last interval (main.ts, every LOAD_INTERVAL_MS): the share
+   * of the time its thread was busy (0-1) and the bytes waiting unread in its fullest receive
+   * buffer, or null where the system does not tell. Overloaded, it sheds a share of frames
+   * whole, and answers no NAK and asks for no repair (PROTOCOL.md §3.5).
    */
   setLoad(busyShare: number, backlogBytes: number | null): void {
-    this.#busyShare = busyShare;
-    this.#backlogBytes = backlogBytes ?? 0;
-    const o = this.options;
-    const busy = busyShare > o.maxBusyShare;
-    const over = backlogBytes === null ? busy : busy && backlogBytes > o.maxBacklogBytes;
-    const under = backlogBytes === null ? busyShare < 0.8 * o.maxBusyShare : !busy || backlogBytes < o.maxBacklogBytes / 4;
-    this.#busy = over;
-    // On the share forwarded: cut by a fifth while over, grown by a twentieth (and a little) while
-    // under, so it hovers just under what the broker can forward, whatever the load.
-    const forward = 1 - this.#shedShare;
-    if (over) this.#shedShare = 1 - forward * 0.8;
-    else if (under) this.#shedShare = Math.max(0, 1 - Math.min(1, forward * 1.05 + 0.002));
-    if (this.#shedShare === 0) this.#shedCredit = 0;
+    this.#load.update(busyShare, backlogBytes);
   }
 
-  get busy(): boolean {
-    return this.#busy;
-  }
-
-  /** The share of frames being shed because the thread is busy (0-1). */
+  /** The share of frames being shed because the broker is overloaded (0-1). */
   get shedShare(): number {
-    return this.#shedShare;
+    return this.#load.shedShare;
   }
 
-  /** Notes a producer's datagram against the gaps in its seqs; a new gap is asked for at once. */
-  #trackUplink(ch: Channel, msg: Buffer, track: number, now: number): void {
-    const gaps = ch.uplink[track];
-    const rtt = gaps.record(mediaEpoch(msg), mediaSeq(msg), now, mediaFragIndex(msg), mediaFragCount(msg));
-    if (rtt >= 0) ch.sampleUplinkRtt(rtt);
-    if (gaps.missingCount === 0) return;
-    this.#repairing.add(ch);
-    if (gaps.gapOpened) this.#nakProducer(ch, now);
-  }
-
-  /**
-   * Asks producers again for what is still missing (PROTOCOL.md §3.6): retries, and the last
-   * fragments of a frame that did not follow its first. The entry point calls it every few
-   * milliseconds; it does nothing while no gap is open.
-   */
+  /** Asks producers again for what is still missing (PROTOCOL.md §3.6); the entry point calls it every few milliseconds. */
   repairTick(now: number): void {
-    for (const ch of this.#repairing) {
-      const p = ch.producer;
-      if (p === null || !p.online || !this.#sessionLive(p.session) || ch.subscribers.length === 0) {
-        ch.uplink[0].restart();
-        ch.uplink[1].restart();
-      } else {
-        this.#nakProducer(ch, now);
-      }
-      if (ch.uplink[0].missingCount === 0 && ch.uplink[1].missingCount === 0) this.#repairing.delete(ch);
-    }
-  }
-
-  /** One NAK per track with gaps due, to the producer's session, retried after about a round trip. */
-  #nakProducer(ch: Channel, now: number): void {
-    if (this.#busy) return; // the loss is the broker's own: asking for more would only add to it
-    const p = ch.producer!;
-    const rtt = ch.uplinkRttMs;
-    const retryMs = Math.min(this.#uplinkBudgetMs / 2, rtt < 0 ? 20 : Math.max(10, 1.5 * rtt + 5));
-    for (const track of [Track.VIDEO, Track.AUDIO]) {
-      const gaps = ch.uplink[track];
-      const abandoned = gaps.abandoned;
-      const nakked = gaps.nakked;
-      const ranges = gaps.due(now, retryMs);
-      this.counters.uplinkAbandoned += gaps.abandoned - abandoned;
-      if (ranges === null || gaps.epoch === null) continue;
-      this.counters.uplinkNaksOut++;
-      this.counters.uplinkNakked += gaps.nakked - nakked;
-      this.#reply(p.session, { type: MessageType.NAK, producerId: ch.id, requestId: 0, epoch: gaps.epoch, track, ranges });
-    }
+    this.#uplink.tick(now);
   }
 
   /**
@@ -723,9 +657,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       cacheLimitBytes: this.#cacheBudget.limitBytes,
       cacheEvictions: this.#cacheBudget.evictions,
       memoryCeilingBytes: this.memory.ceilingBytes,
-      busyPct: Math.round(100 * this.#busyShare),
-      backlogBytes: this.#backlogBytes,
-      shedPct: Math.round(100 * this.#shedShare),
+      busyPct: Math.round(100 * this.#load.busyShare),
+      backlogBytes: this.#load.backlogBytes,
+      shedPct: Math.round(100 * this.#load.shedShare),
     };
   }
 
