@@ -29,7 +29,7 @@ export function formatStatus(s: Subscription, nowMs: number): string {
 }
 
 export function formatBrokerStats(stats: Readonly<Record<string, number>>): string {
-  const keys = ['producers', 'clients', 'subscriptions', 'datagramsIn', 'datagramsOut', 'bytesIn', 'bytesOut', 'retransmitsOut', 'framesShed', 'dropped'];
+  const keys = ['producers', 'clients', 'subscriptions', 'datagramsIn', 'datagramsOut', 'bytesIn', 'bytesOut', 'retransmitsOut', 'uplinkRepairsIn', 'framesShed', 'framesShedBusy', 'receiveBufferDrops', 'dropped'];
   const main = keys.filter((k) => k in stats).map((k) => `${k} ${stats[k]}`).join(', ');
   const drops = Object.keys(stats).filter((k) => k.startsWith('drop.')).map((k) => `${k.slice(5)} ${stats[k]}`).join(', ');
   return `broker: ${main}${drops ? ` (${drops})` : ''}`;
