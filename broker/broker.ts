@@ -219,6 +219,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly memory: MemoryPlan;
   readonly #cacheBudget: CacheBudget;
 
+  /** Each producer ID the broker knows: its viewers, rates and whether it is live (metrics.ts). */
+  producerFigures(): { readonly id: number; readonly online: boolean; readonly viewers: number; readonly bitsPerSecond: number; readonly datagramsPerSecond: number }[] {
+    const out = [];
+    for (const ch of this.#channels.values()) {
+      if (ch.producer === null) continue;
+      out.push({ id: ch.id, online: ch.producer.online, viewers: ch.subscribers.length, bitsPerSecond: ch.bitsPerSecond, datagramsPerSecond: ch.datagramsPerSecond });
+    }
+    return out;
+  }
+
   /** Bytes the instant-join caches hold now, and how often one was let go for room. */
   get cacheUsage(): { readonly bytes: number; readonly evictions: number } {
     return { bytes: this.#cacheBudget.usedBytes, evictions: this.#cacheBudget.evictions };
@@ -361,10 +371,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (!p.online) this.#setOnline(ch);
     if (track === Track.VIDEO) ch.cacheVideo(msg, repair);
     c.mediaIn++;
+    ch.mediaCount++;
+    ch.mediaBytes += msg.length;
     const subs = ch.subscribers;
     const n = subs.length;
     if (n === 0) return; // nobody watches: nothing to send, nothing anyone could NAK
-    ch.mediaCount++;
     const now = this.#clock();
     if (this.options.latencyMs > 0) {
       ch.history.put(track, msg, now);

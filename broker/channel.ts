@@ -95,10 +95,12 @@ export class Channel implements CacheHolder {
   readonly uplink: readonly [GapTracker, GapTracker];
   /** Smoothed time from a NAK to the producer to its repair (RFC 6298 gain 1/8); -1 until measured. */
   uplinkRttMs = -1;
-  /** MEDIA datagrams forwarded since `#rateSinceMs`, and the rate they made over the last second or so. */
+  /** MEDIA datagrams and bytes taken since `#rateSinceMs`, and the rates they made over the last second or so. */
   mediaCount = 0;
+  mediaBytes = 0;
   #rateSinceMs = -1;
   datagramsPerSecond = 0;
+  bitsPerSecond = 0;
   /** The frame of #cached: a late repair of an older frame never replaces a newer picture. */
   #cachedEpoch = -1;
   #cachedFrameNo = -1;
@@ -122,7 +124,9 @@ export class Channel implements CacheHolder {
     const span = nowMs - this.#rateSinceMs;
     if (span < 1000) return;
     this.datagramsPerSecond = (this.mediaCount * 1000) / span;
+    this.bitsPerSecond = (this.mediaBytes * 8000) / span;
     this.mediaCount = 0;
+    this.mediaBytes = 0;
     this.#rateSinceMs = nowMs;
   }
 

@@ -1,4 +1,4 @@
-import { ConfigError, loadEnv, parseIntIn, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
+import { ConfigError, loadEnv, parseIntIn, parseListen, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
 import { addLatencyOption, addSharedOptions } from '../common/options.ts';
 import { newProgram, option } from '../common/run.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
@@ -10,6 +10,8 @@ export interface BrokerConfig {
   readonly logLevel: LogLevel;
   readonly logFile: string | undefined;
   readonly statsIntervalMs: number;
+  /** Where /metrics, /healthz and /readyz are served over HTTP; null: not at all. */
+  readonly metrics: { readonly host: string; readonly port: number } | null;
   readonly options: BrokerOptions;
 }
 
@@ -30,6 +32,8 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     .option('--fanout-min-subscribers <n>', 'with fan-out threads, producers with fewer subscribers are sent by the main thread (BROKER_FANOUT_MIN_SUBSCRIBERS)', option('--fanout-min-subscribers', (v) => parseIntIn(v, 'fan-out minimum subscribers', 1, 1_000_000)), parseIntIn(env.BROKER_FANOUT_MIN_SUBSCRIBERS ?? String(d.fanoutMinSubscribers), 'BROKER_FANOUT_MIN_SUBSCRIBERS', 1, 1_000_000))
     .option('--max-memory-mb <n>', 'the one memory ceiling: tables, history, send queues and instant-join caches together (BROKER_MAX_MEMORY_MB)', option('--max-memory-mb', (v) => parseIntIn(v, 'max memory', 16, 1_048_576)), parseIntIn(env.BROKER_MAX_MEMORY_MB ?? String(d.maxMemoryBytes / 2 ** 20), 'BROKER_MAX_MEMORY_MB', 16, 1_048_576))
     .option('--max-sessions <n>', 'sessions (producers and clients) at once (BROKER_MAX_SESSIONS)', option('--max-sessions', (v) => parseIntIn(v, 'max sessions', 1, 10_000_000)), parseIntIn(env.BROKER_MAX_SESSIONS ?? String(d.maxSessions), 'BROKER_MAX_SESSIONS', 1, 10_000_000))
+    .option('--metrics <[host:]port>', 'serve /metrics (Prometheus), /healthz and /readyz over HTTP here; a bare port is on 127.0.0.1; off: not at all (BROKER_METRICS)',
+      option('--metrics', (v) => parseListen(v, '--metrics')), parseListen(env.BROKER_METRICS ?? '', 'BROKER_METRICS'))
     .option('--log-file <path>', 'write logs to this file instead of stderr');
   addLatencyOption(program, env, 'how old a datagram may be and still be sent again on NAK; 0 keeps no history');
   addSharedOptions(program, env, { lease: 'missed heartbeats before a peer is dropped', datagram: 'largest datagram the broker sends' });
@@ -64,6 +68,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     logLevel: o.logLevel as LogLevel,
     logFile: o.logFile as string | undefined,
     statsIntervalMs: (o.statsIntervalS as number) * 1000,
+    metrics: (o.metrics as { host: string; port: number } | null | undefined) ?? null,
     options,
   });
 }

@@ -10,6 +10,8 @@ import { openPeerSocket } from './peer-socket.ts';
 import { loadBrokerConfig } from './config.ts';
 import { RefusalReport } from './refusal-report.ts';
 import { receiveQueues } from '../common/udp-drops.ts';
+import { BrokerMetrics, serveMetrics } from './metrics.ts';
+import type { AddressInfo } from 'node:net';
 
 /** Refusals and drops are logged as one line per this interval (PROTOCOL.md §5.4). */
 const REFUSAL_LOG_INTERVAL_MS = 10_000;
@@ -20,9 +22,10 @@ const LOAD_INTERVAL_MS = 20;
 /** How often gaps in producers' seqs are asked for again (a fraction of the 10 ms tail grace and the NAK retry). */
 const REPAIR_TICK_MS = 5;
 
-await runMain('broker', async () => {
+await runMain('broker', async (run) => {
   const config = loadBrokerConfig(process.argv);
   const log = createLogger('broker', config.logLevel, config.logFile);
+  run.log = log;
   const type = config.host.includes(':') ? 'udp6' : 'udp4';
   // Every socket shares the port (SO_REUSEADDR): the kernel hands a producer's datagrams (and,
   // with connected sockets, a client's) to the socket connected to it, everyone else's to this one.
@@ -65,6 +68,20 @@ await runMain('broker', async () => {
   } : undefined;
 
 
+  // The port is shared with the broker's own connected sockets (SO_REUSEADDR), which would also
+  // let a second broker bind it: a socket without the option is bound first, so a busy port
+  // is refused as it would be without sharing.
+  if (config.port !== 0) {
+    const probe = dgram.createSocket({ type, lookup: literalFirstLookup });
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.bind(config.port, config.host, () => resolve());
+    }).catch((err: NodeJS.ErrnoException) => {
+      probe.close();
+      throw new Error(`cannot listen on ${config.host}:${config.port}: ${err.code ?? err.message}${err.code === 'EADDRINUSE' ? ' (another broker, or another program, has it)' : ''}`);
+    });
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+  }
   await new Promise<void>((resolve, reject) => {
     socket.once('error', reject);
     socket.bind(config.port, config.host, () => {
@@ -106,6 +123,18 @@ await runMain('broker', async () => {
     broker.counters.sendErrors++;
     log.debug({ err: err.message }, 'socket error');
   });
+  let stopping = false;
+  const metricsServer = config.metrics === null ? null : await serveMetrics({
+    ...config.metrics, metrics: new BrokerMetrics(broker), ready: () => !stopping,
+  }).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`cannot serve metrics on ${config.metrics!.host}:${config.metrics!.port}: ${err.code ?? err.message}`);
+  });
+  if (metricsServer !== null) {
+    const a = metricsServer.address() as AddressInfo;
+    const url = `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    log.info({ url: `${url}/metrics` }, 'metrics served');
+    process.stdout.write(`metrics on ${url}/metrics\n`);
+  }
   log.info({ host: config.host, port, heartbeatIntervalMs: config.options.heartbeatIntervalMs, leaseMs: config.options.leaseMs }, 'broker listening');
   // A line on stdout that scripts and tests can wait for, with the real port when 0 was asked.
   process.stdout.write(`broker listening on ${config.host}:${port}\n`);
@@ -161,6 +190,8 @@ await runMain('broker', async () => {
   }
 
   const stop = (signal: string): void => {
+    stopping = true;
+    metricsServer?.close();
     log.info({ signal }, 'shutting down');
     broker.shutdown();
     clearInterval(sweep);

@@ -9,9 +9,10 @@ import { HELP_TEXT, parseCommand, type Command } from './commands.ts';
 import { loadClientConfig } from './config.ts';
 import { describeMetadata, formatBrokerStats, formatList, formatStatus } from './format.ts';
 
-await runMain('client', async () => {
+await runMain('client', async (main) => {
   const config = loadClientConfig(process.argv);
   const log = createLogger('client', config.logLevel, config.logFile);
+  main.log = log;
   const interactive = process.stdin.isTTY === true && config.durationS === null;
   const { socket, name, resolved } = await connectToBroker(config.broker.host, config.broker.port, config.localPort);
   const brokerName = `${config.broker.host}:${config.broker.port}`;

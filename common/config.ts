@@ -87,6 +87,21 @@ export function parseEndpoint(text: string, what = 'broker address'): { host: st
   return { host: m[1] ?? m[2], port: parsePort(m[3], `${what} port`, false) };
 }
 
+/**
+ * Parses where to listen for HTTP, `[host:]port`: a bare port means 127.0.0.1, so nothing is
+ * exposed unless asked; port 0 takes any free one; '' or `off` means not at all (null).
+ */
+export function parseListen(text: string, what: string): { host: string; port: number } | null {
+  const t = text.trim();
+  if (t === '' || t === 'off') return null;
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(t);
+  if (m === null) {
+    if (/^\d+$/.test(t)) return { host: '127.0.0.1', port: parsePort(t, `${what} port`) };
+    throw new ConfigError(`${what} must be [host:]port or off, got '${text}'`);
+  }
+  return { host: m[1] ?? m[2], port: parsePort(m[3], `${what} port`) };
+}
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export function parseLogLevel(text: string): LogLevel {

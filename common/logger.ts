@@ -6,6 +6,9 @@ import type { LogLevel } from './config.ts';
  * never cross an interactive prompt on stdout.
  */
 export function createLogger(name: string, level: LogLevel, file?: string): Logger {
-  const dest = file ? pino.destination({ dest: file, mkdir: true, sync: false }) : pino.destination(2);
+  // A file is opened and written synchronously: a program that exits early (a busy port, the end
+  // of piped input) still leaves its log, and pino's exit handler has nothing unready to flush.
+  // Nothing is logged per datagram, so the cost is a write per event.
+  const dest = file ? pino.destination({ dest: file, mkdir: true, sync: true }) : pino.destination(2);
   return pino({ name, level, base: { role: name } }, dest);
 }

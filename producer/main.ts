@@ -6,10 +6,11 @@ import { loadProducerConfig } from './config.ts';
 import { Producer } from './producer.ts';
 import { loadSource } from './source.ts';
 
-await runMain('producer', async () => {
+await runMain('producer', async (run) => {
   const config = loadProducerConfig(process.argv);
   const source = loadSource(config.videoPath, config.audioPath, config.fps);
   const log = createLogger('producer', config.logLevel, config.logFile).child({ producer: formatProducerId(config.producerId) });
+  run.log = log;
   const { socket, name, resolved } = await connectToBroker(config.broker.host, config.broker.port);
   const brokerName = `${config.broker.host}:${config.broker.port}`;
   if (!resolved) log.warn({ broker: brokerName }, 'the broker name does not resolve yet; looking it up again until it does');

@@ -106,6 +106,27 @@ describe('bad command-line input', () => {
   });
 });
 
+describe('early exits with --log-file', () => {
+  it('a broker on a busy port, a second broker on the same port, and a client at the end of its piped input exit with the right code, one line, and their log written', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'framecast-logs-'));
+    try {
+      const first = await startBroker();
+      // Version 1 crashed here with "sonic boom is not ready yet" and a stack trace, and wrote no log.
+      const second = new Proc('broker/main.ts', ['--port', String(first.port), '--host', '127.0.0.1', '--log-file', join(dir, 'broker.log')]);
+      expect((await second.exited).code).toBe(1);
+      expect(second.stderrLines).toEqual([`broker: cannot listen on 127.0.0.1:${first.port}: EADDRINUSE (another broker, or another program, has it)`]);
+      expect(readFileSync(join(dir, 'broker.log'), 'utf8')).toContain('"msg":"cannot listen on 127.0.0.1');
+      const client = new Proc('client/main.ts', ['--broker', first.address, '--log-file', join(dir, 'client.log')], { LOG_LEVEL: 'info' });
+      client.child.stdin.end('list\n');
+      expect((await client.exited).code).toBe(0);
+      expect(client.stderrLines.join('\n')).not.toMatch(/sonic boom|\n\s+at /);
+      expect(readFileSync(join(dir, 'client.log'), 'utf8')).toContain('"msg":"socket connected to broker"');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('passphrase encryption end to end (PROTOCOL.md §3.7)', () => {
   it('records frames byte-identical with the passphrase; says so in one line without it or with another', async () => {
     const broker = await startBroker();
