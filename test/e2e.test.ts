@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseWav } from '../protocol/index.ts';
-import { Proc, startBroker } from './helpers/procs.ts';
+import { spawnSync } from 'node:child_process';
+import { Proc, ROOT, startBroker } from './helpers/procs.ts';
 import { expectSampleFramesInOrder, summaryOf } from './helpers/recording.ts';
 
 const dirs: string[] = [];
@@ -124,6 +125,14 @@ describe('early exits with --log-file', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('installing', () => {
+  it('npm install has nothing to warn a newcomer about (allowScripts in package.json covers every install script)', () => {
+    const r = spawnSync('npm', ['install', '--dry-run', '--no-audit', '--no-fund'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(`${r.stdout}${r.stderr}`).not.toMatch(/npm warn/i);
   });
 });
 
