@@ -1,6 +1,6 @@
 import { ConfigError, loadEnv, parseIntIn, parseListen, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
-import { addLatencyOption, addSharedOptions } from '../common/options.ts';
-import { newProgram, option } from '../common/run.ts';
+import { addLatencyOption, addSharedOptions, switchOption, valueOption, type SharedOptions } from '../common/options.ts';
+import { newProgram, parseProgram } from '../common/run.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
 import { planMemory } from './memory.ts';
 
@@ -15,60 +15,80 @@ export interface BrokerConfig {
   readonly options: BrokerOptions;
 }
 
-/** Merges .env, the environment and flags once into a frozen, validated config. */
+interface Flags extends SharedOptions {
+  port: number;
+  host: string;
+  maxSubscriptions: number;
+  maxSubscribers: number;
+  maxProducers: number;
+  maxControlRate: number;
+  statsIntervalS: number;
+  connectedSockets: boolean;
+  fanoutThreads: number;
+  fanoutMinSubscribers: number;
+  maxMemoryMb: number;
+  maxSessions: number;
+  metrics: { host: string; port: number } | false;
+  logFile?: string;
+  latencyMs: number;
+}
+
+const int = (what: string, min: number, max: number) => (v: string): number => parseIntIn(v, what, min, max);
+
+/** Flags, then the environment, then .env: one frozen, validated config. */
 export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
-  const env = loadEnv();
+  loadEnv();
   const d = DEFAULT_BROKER_OPTIONS;
   const program = newProgram('broker', 'Framecast broker: fans out producers\' streams to subscribed clients over UDP')
-    .option('-p, --port <port>', 'UDP port to listen on (BROKER_PORT)', option('--port', (v) => parsePort(v)), parsePort(env.BROKER_PORT ?? '5000', 'BROKER_PORT'))
-    .option('--host <address>', 'address to bind (BROKER_BIND)', env.BROKER_BIND ?? '0.0.0.0')
-    .option('--max-subscriptions <n>', 'subscriptions per client (MAX_SUBSCRIPTIONS_PER_CLIENT)', option('--max-subscriptions', (v) => parseIntIn(v, 'max subscriptions', 1, 1000)), parseIntIn(env.MAX_SUBSCRIPTIONS_PER_CLIENT ?? String(d.maxSubscriptionsPerClient), 'MAX_SUBSCRIPTIONS_PER_CLIENT', 1, 1000))
-    .option('--max-subscribers <n>', 'subscribers per producer (MAX_SUBSCRIBERS_PER_PRODUCER)', option('--max-subscribers', (v) => parseIntIn(v, 'max subscribers', 1, 1_000_000)), parseIntIn(env.MAX_SUBSCRIBERS_PER_PRODUCER ?? String(d.maxSubscribersPerProducer), 'MAX_SUBSCRIBERS_PER_PRODUCER', 1, 1_000_000))
-    .option('--max-producers <n>', 'producers per broker (MAX_PRODUCERS)', option('--max-producers', (v) => parseIntIn(v, 'max producers', 1, 1_000_000)), parseIntIn(env.MAX_PRODUCERS ?? String(d.maxProducers), 'MAX_PRODUCERS', 1, 1_000_000))
-    .option('--max-control-rate <n>', 'control datagrams per second per session (MAX_CONTROL_PER_SECOND)', option('--max-control-rate', (v) => parseIntIn(v, 'max control rate', 1, 1_000_000)), parseIntIn(env.MAX_CONTROL_PER_SECOND ?? String(d.maxControlPerSecondPerSession), 'MAX_CONTROL_PER_SECOND', 1, 1_000_000))
-    .option('--stats-interval-s <s>', 'seconds between stats lines in the log, 0 for none (BROKER_STATS_INTERVAL_S)', option('--stats-interval-s', (v) => parseIntIn(v, 'stats interval', 0, 86_400)), parseIntIn(env.BROKER_STATS_INTERVAL_S ?? '10', 'BROKER_STATS_INTERVAL_S', 0, 86_400))
-    .option('--connected-sockets', 'a socket per client connected to it on this port: faster fan-out, ~5 KiB and a descriptor per client (BROKER_CONNECTED_SOCKETS=1)', env.BROKER_CONNECTED_SOCKETS === '1')
-    .option('--fanout-threads <n>', 'worker threads that send media, each through connected sockets of its share of the clients; 0: none (BROKER_FANOUT_THREADS)', option('--fanout-threads', (v) => parseIntIn(v, 'fan-out threads', 0, 64)), parseIntIn(env.BROKER_FANOUT_THREADS ?? '0', 'BROKER_FANOUT_THREADS', 0, 64))
-    .option('--fanout-min-subscribers <n>', 'with fan-out threads, producers with fewer subscribers are sent by the main thread (BROKER_FANOUT_MIN_SUBSCRIBERS)', option('--fanout-min-subscribers', (v) => parseIntIn(v, 'fan-out minimum subscribers', 1, 1_000_000)), parseIntIn(env.BROKER_FANOUT_MIN_SUBSCRIBERS ?? String(d.fanoutMinSubscribers), 'BROKER_FANOUT_MIN_SUBSCRIBERS', 1, 1_000_000))
-    .option('--max-memory-mb <n>', 'the one memory ceiling: tables, history, send queues and instant-join caches together (BROKER_MAX_MEMORY_MB)', option('--max-memory-mb', (v) => parseIntIn(v, 'max memory', 16, 1_048_576)), parseIntIn(env.BROKER_MAX_MEMORY_MB ?? String(d.maxMemoryBytes / 2 ** 20), 'BROKER_MAX_MEMORY_MB', 16, 1_048_576))
-    .option('--max-sessions <n>', 'sessions (producers and clients) at once (BROKER_MAX_SESSIONS)', option('--max-sessions', (v) => parseIntIn(v, 'max sessions', 1, 10_000_000)), parseIntIn(env.BROKER_MAX_SESSIONS ?? String(d.maxSessions), 'BROKER_MAX_SESSIONS', 1, 10_000_000))
-    .option('--metrics <[host:]port>', 'serve /metrics (Prometheus), /healthz and /readyz over HTTP here; a bare port is on 127.0.0.1; off: not at all (BROKER_METRICS)',
-      option('--metrics', (v) => parseListen(v, '--metrics')), parseListen(env.BROKER_METRICS ?? '', 'BROKER_METRICS'))
+    .addOption(valueOption('-p, --port <port>', 'UDP port to listen on (0: any free port)', { env: 'BROKER_PORT', parse: (v) => parsePort(v), default: 5000 }))
+    .addOption(valueOption('--host <address>', 'address to bind', { env: 'BROKER_BIND', parse: (v) => v, default: '0.0.0.0' }))
+    .addOption(valueOption('--max-subscriptions <n>', 'subscriptions per client', { env: 'MAX_SUBSCRIPTIONS_PER_CLIENT', parse: int('max subscriptions', 1, 1000), default: d.maxSubscriptionsPerClient }))
+    .addOption(valueOption('--max-subscribers <n>', 'subscribers per producer', { env: 'MAX_SUBSCRIBERS_PER_PRODUCER', parse: int('max subscribers', 1, 1_000_000), default: d.maxSubscribersPerProducer }))
+    .addOption(valueOption('--max-producers <n>', 'producers per broker', { env: 'MAX_PRODUCERS', parse: int('max producers', 1, 1_000_000), default: d.maxProducers }))
+    .addOption(valueOption('--max-control-rate <n>', 'control datagrams per second per session', { env: 'MAX_CONTROL_PER_SECOND', parse: int('max control rate', 1, 1_000_000), default: d.maxControlPerSecondPerSession }))
+    .addOption(valueOption('--stats-interval-s <s>', 'seconds between stats lines in the log, 0 for none', { env: 'BROKER_STATS_INTERVAL_S', parse: int('stats interval', 0, 86_400), default: 10 }))
+    .addOption(switchOption('--connected-sockets', 'a socket per client connected to it on this port: faster fan-out, ~5 KiB and a descriptor per client', 'BROKER_CONNECTED_SOCKETS'))
+    .addOption(valueOption('--fanout-threads <n>', 'worker threads that send media, each through connected sockets of its share of the clients; 0: none', { env: 'BROKER_FANOUT_THREADS', parse: int('fan-out threads', 0, 64), default: 0 }))
+    .addOption(valueOption('--fanout-min-subscribers <n>', 'with fan-out threads, producers with fewer subscribers are sent by the main thread', { env: 'BROKER_FANOUT_MIN_SUBSCRIBERS', parse: int('fan-out minimum subscribers', 1, 1_000_000), default: d.fanoutMinSubscribers }))
+    .addOption(valueOption('--max-memory-mb <n>', 'the one memory ceiling: tables, history, send queues and instant-join caches together', { env: 'BROKER_MAX_MEMORY_MB', parse: int('max memory', 16, 1_048_576), default: d.maxMemoryBytes / 2 ** 20 }))
+    .addOption(valueOption('--max-sessions <n>', 'sessions (producers and clients) at once', { env: 'BROKER_MAX_SESSIONS', parse: int('max sessions', 1, 10_000_000), default: d.maxSessions }))
+    .addOption(valueOption<{ host: string; port: number } | false>('--metrics <[host:]port>', 'serve /metrics (Prometheus), /healthz and /readyz over HTTP here; a bare port is on 127.0.0.1; off: not at all',
+      { env: 'BROKER_METRICS', parse: (v) => parseListen(v, 'metrics address'), default: false, text: 'off' }))
     .option('--log-file <path>', 'write logs to this file instead of stderr');
-  addLatencyOption(program, env, 'how old a datagram may be and still be sent again on NAK; 0 keeps no history');
-  addSharedOptions(program, env, { lease: 'missed heartbeats before a peer is dropped', datagram: 'largest datagram the broker sends' });
-  program.parse(argv as string[], { from: 'node' });
-  const o = program.opts();
-  if ((o.fanoutThreads as number) > 0 && o.connectedSockets === true) {
+  addLatencyOption(program, 'how old a datagram may be and still be sent again on NAK; 0 keeps no history');
+  addSharedOptions(program, { lease: 'missed heartbeats before a peer is dropped', datagram: 'largest datagram the broker sends' });
+  parseProgram(program, argv);
+  const o = program.opts<Flags>();
+  if (o.fanoutThreads > 0 && o.connectedSockets) {
     throw new ConfigError('--fanout-threads sends through connected sockets of its own: leave out --connected-sockets');
   }
   const options: BrokerOptions = Object.freeze({
     ...d,
-    heartbeatIntervalMs: o.heartbeatMs as number,
-    leaseMs: (o.heartbeatMs as number) * (o.leaseIntervals as number),
-    maxDatagramBytes: o.maxDatagramBytes as number,
-    maxSubscriptionsPerClient: o.maxSubscriptions as number,
-    maxSubscribersPerProducer: o.maxSubscribers as number,
-    maxProducers: o.maxProducers as number,
-    maxSessions: o.maxSessions as number,
-    maxControlPerSecondPerSession: o.maxControlRate as number,
-    maxMemoryBytes: (o.maxMemoryMb as number) * 2 ** 20,
-    latencyMs: o.latencyMs as number,
-    connectedSockets: o.connectedSockets === true,
-    fanoutThreads: o.fanoutThreads as number,
-    fanoutMinSubscribers: o.fanoutMinSubscribers as number,
+    heartbeatIntervalMs: o.heartbeatMs,
+    leaseMs: o.heartbeatMs * o.leaseIntervals,
+    maxDatagramBytes: o.maxDatagramBytes,
+    maxSubscriptionsPerClient: o.maxSubscriptions,
+    maxSubscribersPerProducer: o.maxSubscribers,
+    maxProducers: o.maxProducers,
+    maxSessions: o.maxSessions,
+    maxControlPerSecondPerSession: o.maxControlRate,
+    maxMemoryBytes: o.maxMemoryMb * 2 ** 20,
+    latencyMs: o.latencyMs,
+    connectedSockets: o.connectedSockets,
+    fanoutThreads: o.fanoutThreads,
+    fanoutMinSubscribers: o.fanoutMinSubscribers,
     // From the environment only: secrets on the command line would show in `ps`.
-    producerSecrets: parseProducerSecrets(env.PRODUCER_SECRETS),
+    producerSecrets: parseProducerSecrets(process.env.PRODUCER_SECRETS),
   });
   const plan = planMemory(options);
   if ('error' in plan) throw new ConfigError(plan.error);
   return Object.freeze({
-    host: o.host as string,
-    port: o.port as number,
-    logLevel: o.logLevel as LogLevel,
-    logFile: o.logFile as string | undefined,
-    statsIntervalMs: (o.statsIntervalS as number) * 1000,
-    metrics: (o.metrics as { host: string; port: number } | null | undefined) ?? null,
+    host: o.host,
+    port: o.port,
+    logLevel: o.logLevel,
+    logFile: o.logFile,
+    statsIntervalMs: o.statsIntervalS * 1000,
+    metrics: o.metrics === false ? null : o.metrics,
     options,
   });
 }

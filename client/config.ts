@@ -1,8 +1,7 @@
-import {
-  loadEnv, parseEndpoint, parseId, parseIntIn, parseNumberIn, parsePort, type LogLevel,
-} from '../common/config.ts';
-import { addLatencyOption, addPassphraseOption, addSharedOptions } from '../common/options.ts';
-import { newProgram, option } from '../common/run.ts';
+import { Option } from 'commander';
+import { loadEnv, parseId, parseIntIn, parseNumberIn, parsePort, type LogLevel } from '../common/config.ts';
+import { addBrokerOption, addLatencyOption, addPassphraseOption, addSharedOptions, brokerAddress, valueOption, type SharedOptions } from '../common/options.ts';
+import { newProgram, option, parseProgram } from '../common/run.ts';
 
 export interface ClientConfig {
   readonly broker: { readonly host: string; readonly port: number };
@@ -28,45 +27,54 @@ export interface ClientConfig {
  */
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
-/** Merges .env, the environment and flags once into a frozen, validated config. */
+interface Flags extends SharedOptions {
+  broker?: { host: string; port: number };
+  port: number;
+  subscribe: number[];
+  duration?: number;
+  record?: string;
+  statusInterval?: number;
+  logFile?: string;
+  receiveBufferBytes: number;
+  latencyMs: number;
+  passphrase?: string;
+}
+
+/** Flags, then the environment, then .env: one frozen, validated config. */
 export function loadClientConfig(argv: readonly string[]): ClientConfig {
-  const env = loadEnv();
-  const brokerDefault = `${env.BROKER_HOST ?? '127.0.0.1'}:${env.BROKER_PORT ?? '5000'}`;
-  const program = newProgram('client', 'Framecast client: subscribe to producers and watch their figures; type help at the prompt')
-    .option('--broker <host:port>', 'broker address (BROKER_HOST, BROKER_PORT)', option('--broker', (v) => parseEndpoint(v)), parseEndpoint(brokerDefault, 'BROKER_HOST:BROKER_PORT'))
-    .option('--port <port>', 'local UDP port, 0 for any (CLIENT_PORT)', option('--port', (v) => parsePort(v)), parsePort(env.CLIENT_PORT ?? '0', 'CLIENT_PORT'))
-    .option('--subscribe <id>', 'subscribe at start (repeatable)', option('--subscribe', (v: string) => parseId(v)))
-    .option('--duration <seconds>', 'run this long without a prompt, then print a JSON summary and exit', option('--duration', (v) => parseNumberIn(v, 'duration', 0, 86_400 * 365)))
+  loadEnv();
+  const program = newProgram('client', 'Framecast client: subscribe to producers and watch their figures; type help at the prompt');
+  addBrokerOption(program)
+    .addOption(valueOption('--port <port>', 'local UDP port, 0 for any', { env: 'CLIENT_PORT', parse: (v) => parsePort(v), default: 0 }))
+    // Repeatable: commander hands the parser the values so far.
+    .addOption(new Option('--subscribe <id>', 'subscribe at start (repeatable)').default([], 'none')
+      .argParser((v: string, prev: number[]) => [...prev, option((t) => parseId(t))(v)]))
+    .addOption(valueOption('--duration <seconds>', 'run this long without a prompt, then print a JSON summary and exit', { parse: (v) => parseNumberIn(v, 'duration', 0, 86_400 * 365) }))
     .option('--record <dir>', 'write each subscription to DIR/<ID>.mjpeg and DIR/<ID>.wav')
-    .option('--status-interval <seconds>', 'print each subscription\'s figures this often (default 5 at a terminal, never otherwise; 0 for never)', option('--status-interval', (v) => parseIntIn(v, 'status interval', 0, 86_400)))
-    .option('--log-file <path>', 'write logs to this file instead of stderr (CLIENT_LOG_FILE)', env.CLIENT_LOG_FILE)
-    .option('--receive-buffer-bytes <n>', 'UDP receive buffer to ask the system for: big frames arrive in bursts (CLIENT_RECEIVE_BUFFER_BYTES)',
-      option('--receive-buffer-bytes', (v) => parseIntIn(v, 'receive buffer', 65_536, 1 << 30)),
-      parseIntIn(env.CLIENT_RECEIVE_BUFFER_BYTES ?? String(DEFAULT_RECEIVE_BUFFER_BYTES), 'CLIENT_RECEIVE_BUFFER_BYTES', 65_536, 1 << 30));
-  // CLIENT_LOG_LEVEL first: in a container the attached terminal is the prompt.
-  addLatencyOption(program, env, 'how long a lost datagram may hold later frames back while it is asked for again; 0 for no recovery');
-  addSharedOptions(program, env, { lease: 'missed answers before the broker counts as unreachable', datagram: 'largest datagram sent', logLevelDefault: env.CLIENT_LOG_LEVEL });
-  addPassphraseOption(program, env, 'decrypt streams encrypted with this passphrase');
-  // Repeatable: commander calls the parser with the previous value for variadic accumulation.
-  const sub = program.options.find((o) => o.long === '--subscribe')!;
-  const parseOne = option('--subscribe', (v: string) => parseId(v));
-  sub.argParser((v: string, prev: number[] | undefined) => [...(prev ?? []), parseOne(v)]);
-  program.parse(argv as string[], { from: 'node' });
-  const o = program.opts();
+    .addOption(valueOption('--status-interval <seconds>', 'print each subscription\'s figures this often (default 5 at a terminal, never otherwise; 0 for never)', { parse: (v) => parseIntIn(v, 'status interval', 0, 86_400) }))
+    .addOption(valueOption('--log-file <path>', 'write logs to this file instead of stderr', { env: 'CLIENT_LOG_FILE', parse: (v) => v }))
+    .addOption(valueOption('--receive-buffer-bytes <n>', 'UDP receive buffer to ask the system for: big frames arrive in bursts',
+      { env: 'CLIENT_RECEIVE_BUFFER_BYTES', parse: (v) => parseIntIn(v, 'receive buffer', 65_536, 1 << 30), default: DEFAULT_RECEIVE_BUFFER_BYTES }));
+  addLatencyOption(program, 'how long a lost datagram may hold later frames back while it is asked for again; 0 for no recovery');
+  // CLIENT_LOG_LEVEL: in a container the attached terminal is the prompt.
+  addSharedOptions(program, { lease: 'missed answers before the broker counts as unreachable', datagram: 'largest datagram sent', logLevelEnv: 'CLIENT_LOG_LEVEL' });
+  addPassphraseOption(program, 'decrypt streams encrypted with this passphrase');
+  parseProgram(program, argv);
+  const o = program.opts<Flags>();
   return Object.freeze({
-    broker: o.broker as { host: string; port: number },
-    localPort: o.port as number,
-    subscribe: Object.freeze((o.subscribe as number[] | undefined) ?? []),
-    durationS: (o.duration as number | undefined) ?? null,
-    recordDir: (o.record as string | undefined) ?? null,
-    statusIntervalS: (o.statusInterval as number | undefined) ?? null,
-    heartbeatIntervalMs: o.heartbeatMs as number,
-    leaseIntervals: o.leaseIntervals as number,
-    maxDatagramBytes: o.maxDatagramBytes as number,
-    latencyMs: o.latencyMs as number,
-    receiveBufferBytes: o.receiveBufferBytes as number,
-    passphrase: (o.passphrase as string | null | undefined) ?? null,
-    logLevel: o.logLevel as LogLevel,
-    logFile: o.logFile as string | undefined,
+    broker: brokerAddress(o.broker),
+    localPort: o.port,
+    subscribe: Object.freeze([...o.subscribe]),
+    durationS: o.duration ?? null,
+    recordDir: o.record ?? null,
+    statusIntervalS: o.statusInterval ?? null,
+    heartbeatIntervalMs: o.heartbeatMs,
+    leaseIntervals: o.leaseIntervals,
+    maxDatagramBytes: o.maxDatagramBytes,
+    latencyMs: o.latencyMs,
+    receiveBufferBytes: o.receiveBufferBytes,
+    passphrase: o.passphrase === undefined || o.passphrase === '' ? null : o.passphrase,
+    logLevel: o.logLevel,
+    logFile: o.logFile,
   });
 }

@@ -10,12 +10,14 @@ export class ConfigError extends Error {
 }
 
 /**
- * The environment as the programs see it: `.env` in the working directory, overridden by the
- * real environment (so Docker Compose and shells can override single values). Read once.
+ * Puts `.env` (in the working directory) into process.env, under what the real environment
+ * already holds: flags override the environment, which overrides .env (commander's
+ * Option.env() then reads process.env). Returns the environment.
  */
 export function loadEnv(path = '.env'): Readonly<Record<string, string | undefined>> {
   const fromFile = existsSync(path) ? parseDotenv(readFileSync(path)) : {};
-  return Object.freeze({ ...fromFile, ...process.env });
+  for (const [k, v] of Object.entries(fromFile)) if (!(k in process.env)) process.env[k] = v;
+  return process.env;
 }
 
 export function parsePort(text: string, what = 'port', allowZero = true): number {
@@ -89,11 +91,11 @@ export function parseEndpoint(text: string, what = 'broker address'): { host: st
 
 /**
  * Parses where to listen for HTTP, `[host:]port`: a bare port means 127.0.0.1, so nothing is
- * exposed unless asked; port 0 takes any free one; '' or `off` means not at all (null).
+ * exposed unless asked; port 0 takes any free one; '' or `off` means not at all (false).
  */
-export function parseListen(text: string, what: string): { host: string; port: number } | null {
+export function parseListen(text: string, what: string): { host: string; port: number } | false {
   const t = text.trim();
-  if (t === '' || t === 'off') return null;
+  if (t === '' || t === 'off') return false;
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(t);
   if (m === null) {
     if (/^\d+$/.test(t)) return { host: '127.0.0.1', port: parsePort(t, `${what} port`) };

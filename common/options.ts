@@ -1,6 +1,6 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_DATAGRAM_BYTES } from '../protocol/constants.ts';
-import { ConfigError, parseDatagramBytes, parseIntIn, parseLogLevel } from './config.ts';
+import { ConfigError, parseDatagramBytes, parseEndpoint, parseIntIn, parseLogLevel, type LogLevel } from './config.ts';
 import { option } from './run.ts';
 
 /** PROTOCOL.md §5.1-5.2 defaults, shared by every role so their timers agree. */
@@ -10,50 +10,79 @@ export const DEFAULT_LEASE_INTERVALS = 3;
 /** The loss-recovery latency budget (PROTOCOL.md §3.6), like SRT's default 120 ms. */
 export const DEFAULT_LATENCY_MS = 120;
 
-const heartbeatMs = (v: string, what: string): number => parseIntIn(v, what, 50, 600_000);
-const leaseIntervals = (v: string, what: string): number => parseIntIn(v, what, 2, 100);
+/**
+ * A flag with a value: its environment variable (read only when the flag is absent, so a flag
+ * overrides a bad environment value), its parser (one line naming the flag or the variable on a
+ * bad value) and its default, shown in --help as `text` when given.
+ */
+export function valueOption<T>(flags: string, description: string, o: { env?: string; parse: (text: string) => T; default?: T; text?: string }): Option {
+  const opt = new Option(flags, description).argParser(option(o.parse));
+  if (o.env !== undefined) opt.env(o.env);
+  if (o.default !== undefined) opt.default(o.default, o.text);
+  return opt;
+}
+
+/** An on/off flag whose variable is on when 1, true, yes or on (commander's .env() would take any value, even 0, as on). */
+export function switchOption(flags: string, description: string, env: string): Option {
+  const on = /^(1|true|yes|on)$/i.test(process.env[env] ?? '');
+  return new Option(flags, `${description} (${env}=1)`).default(on);
+}
+
+export interface SharedOptions {
+  heartbeatMs: number;
+  leaseIntervals: number;
+  maxDatagramBytes: number;
+  logLevel: LogLevel;
+}
 
 /**
  * The flags every role shares, with the same names, ranges and .env variables:
  * --heartbeat-ms, --lease-intervals, --max-datagram-bytes and --log-level.
  */
-export function addSharedOptions(
-  program: Command,
-  env: Readonly<Record<string, string | undefined>>,
-  help: { readonly lease: string; readonly datagram: string; readonly logLevelDefault?: string },
-): Command {
+export function addSharedOptions(program: Command, help: { readonly lease: string; readonly datagram: string; readonly logLevelEnv?: string }): Command {
   return program
-    .option('--heartbeat-ms <ms>', 'heartbeat interval (HEARTBEAT_INTERVAL_MS)', option('--heartbeat-ms', (v) => heartbeatMs(v, 'heartbeat interval')),
-      heartbeatMs(env.HEARTBEAT_INTERVAL_MS ?? String(DEFAULT_HEARTBEAT_INTERVAL_MS), 'HEARTBEAT_INTERVAL_MS'))
-    .option('--lease-intervals <n>', `${help.lease} (LEASE_INTERVALS)`, option('--lease-intervals', (v) => leaseIntervals(v, 'lease intervals')),
-      leaseIntervals(env.LEASE_INTERVALS ?? String(DEFAULT_LEASE_INTERVALS), 'LEASE_INTERVALS'))
-    .option('--max-datagram-bytes <n>', `${help.datagram} (MAX_DATAGRAM_BYTES)`, option('--max-datagram-bytes', parseDatagramBytes),
-      parseDatagramBytes(env.MAX_DATAGRAM_BYTES ?? String(DEFAULT_MAX_DATAGRAM_BYTES)))
-    .option('--log-level <level>', 'pino log level (LOG_LEVEL)', option('--log-level', parseLogLevel),
-      parseLogLevel(help.logLevelDefault ?? env.LOG_LEVEL ?? 'info'));
+    .addOption(valueOption('--heartbeat-ms <ms>', 'heartbeat interval', { env: 'HEARTBEAT_INTERVAL_MS', parse: (v) => parseIntIn(v, 'heartbeat interval', 50, 600_000), default: DEFAULT_HEARTBEAT_INTERVAL_MS }))
+    .addOption(valueOption('--lease-intervals <n>', help.lease, { env: 'LEASE_INTERVALS', parse: (v) => parseIntIn(v, 'lease intervals', 2, 100), default: DEFAULT_LEASE_INTERVALS }))
+    .addOption(valueOption('--max-datagram-bytes <n>', help.datagram, { env: 'MAX_DATAGRAM_BYTES', parse: parseDatagramBytes, default: DEFAULT_MAX_DATAGRAM_BYTES }))
+    .addOption(valueOption<LogLevel>('--log-level <level>', 'pino log level', { env: help.logLevelEnv ?? 'LOG_LEVEL', parse: parseLogLevel, default: 'info' }));
 }
 
-/** --latency-ms (LATENCY_MS): the broker and its clients read the same budget. */
-export function addLatencyOption(program: Command, env: Readonly<Record<string, string | undefined>>, help: string): Command {
-  const parse = (v: string, what: string): number => parseIntIn(v, what, 0, 10_000);
-  return program.option('--latency-ms <ms>', `${help} (LATENCY_MS)`, option('--latency-ms', (v) => parse(v, 'latency')),
-    parse(env.LATENCY_MS ?? String(DEFAULT_LATENCY_MS), 'LATENCY_MS'));
+/** --latency-ms (LATENCY_MS): broker, producers and clients read the same budget. */
+export function addLatencyOption(program: Command, help: string): Command {
+  return program.addOption(valueOption('--latency-ms <ms>', help, { env: 'LATENCY_MS', parse: (v) => parseIntIn(v, 'latency', 0, 10_000), default: DEFAULT_LATENCY_MS }));
 }
 
 /** SRT's bounds for a passphrase: long enough that the scrypt cost makes guessing slow. */
 export const MIN_PASSPHRASE_CHARS = 10;
 export const MAX_PASSPHRASE_CHARS = 79;
 
-function parsePassphrase(v: string, what: string): string | null {
-  if (v === '') return null;
+/** '' (none) or the passphrase; commander turns a parsed null into '', so none is '' throughout. */
+function parsePassphrase(v: string): string {
+  if (v === '') return '';
   if (v.length < MIN_PASSPHRASE_CHARS || v.length > MAX_PASSPHRASE_CHARS) {
-    throw new ConfigError(`${what} must be ${MIN_PASSPHRASE_CHARS} to ${MAX_PASSPHRASE_CHARS} characters, got ${v.length}`);
+    throw new ConfigError(`passphrase must be ${MIN_PASSPHRASE_CHARS} to ${MAX_PASSPHRASE_CHARS} characters, got ${v.length}`);
   }
   return v;
 }
 
 /** --passphrase (PASSPHRASE): frames encrypted end to end (PROTOCOL.md §3.7); the broker needs none. */
-export function addPassphraseOption(program: Command, env: Readonly<Record<string, string | undefined>>, help: string): Command {
-  return program.option('--passphrase <text>', `${help} (PASSPHRASE; the variable keeps it out of ps)`, option('--passphrase', (v) => parsePassphrase(v, 'passphrase')),
-    parsePassphrase(env.PASSPHRASE ?? '', 'PASSPHRASE'));
+export function addPassphraseOption(program: Command, help: string): Command {
+  return program.addOption(valueOption('--passphrase <text>', `${help} (the variable keeps it out of ps)`, { env: 'PASSPHRASE', parse: parsePassphrase }));
+}
+
+/**
+ * --broker HOST:PORT for producers and clients; absent, BROKER_HOST and BROKER_PORT (read only
+ * then, so the flag overrides them however wrong they are), else 127.0.0.1:5000.
+ */
+export function addBrokerOption(program: Command): Command {
+  return program.addOption(new Option('--broker <host:port>', 'broker address (default: BROKER_HOST:BROKER_PORT, else 127.0.0.1:5000)')
+    .argParser(option((v) => parseEndpoint(v))));
+}
+
+/** The broker address: the flag's, or the environment's. */
+export function brokerAddress(flag: { host: string; port: number } | undefined): { host: string; port: number } {
+  if (flag !== undefined) return flag;
+  const host = process.env.BROKER_HOST ?? '127.0.0.1';
+  const port = process.env.BROKER_PORT ?? '5000';
+  return parseEndpoint(`${host}:${port}`, 'BROKER_HOST:BROKER_PORT');
 }

@@ -94,6 +94,6 @@ describe('metrics over HTTP (--metrics)', () => {
     expect(broker.proc.stdoutLines.some((l) => l.startsWith('metrics on'))).toBe(false);
     const bad = new Proc('broker/main.ts', ['--port', '0', '--metrics', 'nine']);
     expect((await bad.exited).code).toBe(2);
-    expect(bad.stderrLines.join('\n')).toMatch(/--metrics must be \[host:\]port or off, got 'nine'/);
+    expect(bad.stderrLines[0]).toBe("broker: --metrics: metrics address must be [host:]port or off, got 'nine'");
   });
 });
