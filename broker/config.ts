@@ -1,5 +1,6 @@
 import { ConfigError, loadEnv, parseIntIn, parseListen, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
 import { addLatencyOption, addSharedOptions, switchOption, valueOption, type SharedOptions } from '../common/options.ts';
+import type { LogFormat } from '../common/logger.ts';
 import { newProgram, parseProgram } from '../common/run.ts';
 import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
 import { planMemory } from './memory.ts';
@@ -8,6 +9,7 @@ export interface BrokerConfig {
   readonly host: string;
   readonly port: number;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
   readonly logFile: string | undefined;
   readonly statsIntervalMs: number;
   /** Where /metrics, /healthz and /readyz are served over HTTP; null: not at all. */
@@ -86,6 +88,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     host: o.host,
     port: o.port,
     logLevel: o.logLevel,
+    logFormat: o.logFormat,
     logFile: o.logFile,
     statsIntervalMs: o.statsIntervalS * 1000,
     metrics: o.metrics === false ? null : o.metrics,

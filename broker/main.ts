@@ -11,6 +11,7 @@ import { loadBrokerConfig } from './config.ts';
 import { RefusalReport } from './refusal-report.ts';
 import { receiveQueues } from '../common/udp-drops.ts';
 import { BrokerMetrics, serveMetrics } from './metrics.ts';
+import { statsLine } from './stats-line.ts';
 import type { AddressInfo } from 'node:net';
 
 /** Refusals and drops are logged as one line per this interval (PROTOCOL.md §5.4). */
@@ -24,7 +25,7 @@ const REPAIR_TICK_MS = 5;
 
 await runMain('broker', async (run) => {
   const config = loadBrokerConfig(process.argv);
-  const log = createLogger('broker', config.logLevel, config.logFile);
+  const log = createLogger('broker', config.logLevel, config.logFile, { format: config.logFormat });
   run.log = log;
   const type = config.host.includes(':') ? 'udp6' : 'udp4';
   // Every socket shares the port (SO_REUSEADDR): the kernel hands a producer's datagrams (and,
@@ -182,9 +183,16 @@ await runMain('broker', async (run) => {
   refusalTimer.unref();
   let stats: NodeJS.Timeout | undefined;
   if (config.statsIntervalMs > 0) {
+    // Rates with units and what changed since the previous line; the totals are at /metrics.
+    let prev: Record<string, number> | null = null;
+    let prevMs = performance.now();
     stats = setInterval(() => {
+      const now = performance.now();
+      const snapshot = broker.statsSnapshot();
       const quality = broker.subscriberQuality().map((q) => ({ ...q, producer: formatProducerId(q.producer) }));
-      log.info({ ...broker.statsSnapshot(), quality }, 'stats');
+      log.info({ ...statsLine(prev, snapshot, now - prevMs), ...(quality.length > 0 ? { quality } : {}) }, 'stats');
+      prev = snapshot;
+      prevMs = now;
     }, config.statsIntervalMs);
     stats.unref();
   }

@@ -1,6 +1,7 @@
 import { Option } from 'commander';
 import { loadEnv, parseId, parseIntIn, parseNumberIn, parsePort, type LogLevel } from '../common/config.ts';
 import { addBrokerOption, addLatencyOption, addPassphraseOption, addSharedOptions, brokerAddress, valueOption, type SharedOptions } from '../common/options.ts';
+import type { LogFormat } from '../common/logger.ts';
 import { newProgram, option, parseProgram } from '../common/run.ts';
 
 export interface ClientConfig {
@@ -17,6 +18,7 @@ export interface ClientConfig {
   readonly receiveBufferBytes: number;
   readonly passphrase: string | null;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
   readonly logFile: string | undefined;
 }
 
@@ -75,6 +77,7 @@ export function loadClientConfig(argv: readonly string[]): ClientConfig {
     receiveBufferBytes: o.receiveBufferBytes,
     passphrase: o.passphrase === undefined || o.passphrase === '' ? null : o.passphrase,
     logLevel: o.logLevel,
+    logFormat: o.logFormat,
     logFile: o.logFile,
   });
 }

@@ -11,9 +11,14 @@ import { describeMetadata, formatBrokerStats, formatList, formatStatus } from '.
 
 await runMain('client', async (main) => {
   const config = loadClientConfig(process.argv);
-  const log = createLogger('client', config.logLevel, config.logFile);
-  main.log = log;
   const interactive = process.stdin.isTTY === true && config.durationS === null;
+  // At a prompt without a log file, log lines go through the prompt-safe printer, and only
+  // warnings and worse: the events themselves are printed as sentences, once.
+  let printLine = (line: string): void => void process.stderr.write(line);
+  const atPrompt = interactive && config.logFile === undefined && config.logFormat !== 'json';
+  const log = createLogger('client', atPrompt && config.logLevel === 'info' ? 'warn' : config.logLevel, config.logFile,
+    { format: config.logFormat, ...(atPrompt ? { to: (line: string) => printLine(line) } : {}) });
+  main.log = log;
   const { socket, name, resolved } = await connectToBroker(config.broker.host, config.broker.port, config.localPort);
   const brokerName = `${config.broker.host}:${config.broker.port}`;
   if (!resolved) log.warn({ broker: brokerName }, 'the broker name does not resolve yet; looking it up again until it does');
@@ -38,6 +43,7 @@ await runMain('client', async (main) => {
       process.stdout.write(`${text}\n`);
     }
   };
+  printLine = (line) => say(line.trimEnd());
   client.on('event', (text) => {
     log.info(text);
     say(text);

@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_DATAGRAM_BYTES } from '../protocol/constants.ts';
 import { ConfigError, parseDatagramBytes, parseEndpoint, parseIntIn, parseLogLevel, type LogLevel } from './config.ts';
+import { LOG_FORMATS, type LogFormat } from './logger.ts';
 import { option } from './run.ts';
 
 /** PROTOCOL.md §5.1-5.2 defaults, shared by every role so their timers agree. */
@@ -33,18 +34,25 @@ export interface SharedOptions {
   leaseIntervals: number;
   maxDatagramBytes: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
+}
+
+function parseLogFormat(v: string): LogFormat {
+  if (!(LOG_FORMATS as readonly string[]).includes(v)) throw new ConfigError(`log format must be one of ${LOG_FORMATS.join(', ')}, got '${v}'`);
+  return v as LogFormat;
 }
 
 /**
  * The flags every role shares, with the same names, ranges and .env variables:
- * --heartbeat-ms, --lease-intervals, --max-datagram-bytes and --log-level.
+ * --heartbeat-ms, --lease-intervals, --max-datagram-bytes, --log-level and --log-format.
  */
 export function addSharedOptions(program: Command, help: { readonly lease: string; readonly datagram: string; readonly logLevelEnv?: string }): Command {
   return program
     .addOption(valueOption('--heartbeat-ms <ms>', 'heartbeat interval', { env: 'HEARTBEAT_INTERVAL_MS', parse: (v) => parseIntIn(v, 'heartbeat interval', 50, 600_000), default: DEFAULT_HEARTBEAT_INTERVAL_MS }))
     .addOption(valueOption('--lease-intervals <n>', help.lease, { env: 'LEASE_INTERVALS', parse: (v) => parseIntIn(v, 'lease intervals', 2, 100), default: DEFAULT_LEASE_INTERVALS }))
     .addOption(valueOption('--max-datagram-bytes <n>', help.datagram, { env: 'MAX_DATAGRAM_BYTES', parse: parseDatagramBytes, default: DEFAULT_MAX_DATAGRAM_BYTES }))
-    .addOption(valueOption<LogLevel>('--log-level <level>', 'pino log level', { env: help.logLevelEnv ?? 'LOG_LEVEL', parse: parseLogLevel, default: 'info' }));
+    .addOption(valueOption<LogLevel>('--log-level <level>', 'pino log level', { env: help.logLevelEnv ?? 'LOG_LEVEL', parse: parseLogLevel, default: 'info' }))
+    .addOption(valueOption<LogFormat>('--log-format <format>', 'auto: one readable line per event at a terminal, JSON lines otherwise; pretty; json', { env: 'LOG_FORMAT', parse: parseLogFormat, default: 'auto' }));
 }
 
 /** --latency-ms (LATENCY_MS): broker, producers and clients read the same budget. */

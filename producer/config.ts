@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { ConfigError, loadEnv, parseIdOrAuto, parseIntIn, parseNumberIn, type LogLevel } from '../common/config.ts';
 import { addBrokerOption, addLatencyOption, addPassphraseOption, addSharedOptions, brokerAddress, valueOption, type SharedOptions } from '../common/options.ts';
+import type { LogFormat } from '../common/logger.ts';
 import { newProgram, parseProgram } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 
@@ -20,6 +21,7 @@ export interface ProducerConfig {
   readonly passphrase: string | null;
   readonly latencyMs: number;
   readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
   readonly logFile: string | undefined;
 }
 
@@ -75,6 +77,7 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
     passphrase: o.passphrase === undefined || o.passphrase === '' ? null : o.passphrase,
     latencyMs: o.latencyMs,
     logLevel: o.logLevel,
+    logFormat: o.logFormat,
     logFile: o.logFile,
   });
 }

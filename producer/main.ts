@@ -9,7 +9,7 @@ import { loadSource } from './source.ts';
 await runMain('producer', async (run) => {
   const config = loadProducerConfig(process.argv);
   const source = loadSource(config.videoPath, config.audioPath, config.fps);
-  const log = createLogger('producer', config.logLevel, config.logFile).child({ producer: formatProducerId(config.producerId) });
+  const log = createLogger('producer', config.logLevel, config.logFile, { format: config.logFormat }).child({ producer: formatProducerId(config.producerId) });
   run.log = log;
   const { socket, name, resolved } = await connectToBroker(config.broker.host, config.broker.port);
   const brokerName = `${config.broker.host}:${config.broker.port}`;
