@@ -27,12 +27,18 @@ async function startOne(brokerPort: number, seed: number): Promise<number> {
   try {
     const startedMs = performance.now();
     const subscribed = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`client ${seed} not subscribed after 30 s`)), 30_000);
+      const timer = setTimeout(() => {
+        const sub = client.subscriptions.get(0x1aaa99);
+        reject(new Error(`client ${seed} not subscribed after 30 s: session ${client.link.session === null ? 'none' : 'open'}, ` +
+          `reachable ${client.link.reachable}, subscription ${sub === undefined ? 'none' : `active ${sub.active} waiting ${sub.waiting} run ${sub.run !== null}`}`));
+      }, 30_000);
       const done = (): void => {
         clearTimeout(timer);
         resolve();
       };
-      client.on('event', (text) => text.startsWith('subscribed to 1AAA99') && done());
+      // Accepted by its first SUBSCRIBE, by asking again, or by subscribing again in a new session
+      // (the broker may end a session whose heartbeats this loss kept from it).
+      client.on('event', (text) => /^(re)?subscribed to 1AAA99/.test(text) && done());
       void client.subscribe(0x1aaa99).then((r) => r.ok && done());
     });
     client.start();
