@@ -377,10 +377,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const n = subs.length;
     if (n === 0) return; // nobody watches: nothing to send, nothing anyone could NAK
     const now = this.#clock();
-    if (this.options.latencyMs > 0) {
-      ch.history.put(track, msg, now);
-      this.#uplink.record(ch, msg, track, now);
-    }
+    // Gaps in the producer's seqs are tracked for every datagram, shed or not (PROTOCOL.md §3.6).
+    if (this.options.latencyMs > 0) this.#uplink.record(ch, msg, track, now);
     // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
     // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
     // A repair of an older frame leaves the decision about the current one as it is.
@@ -396,6 +394,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       c.datagramsShed += n;
       return;
     }
+    // Only what is forwarded is kept for NAKs: a shed frame is not copied (overloaded, the copy
+    // was work for nothing) and is not sent again later either.
+    if (this.options.latencyMs > 0) ch.history.put(track, msg, now);
     // Fan-out threads pay a hand-over per datagram; they win only where a datagram has many
     // copies to send (docs/SCALING.md). A channel switching sides may reorder a few datagrams.
     if (this.#fanout !== null && n >= this.options.fanoutMinSubscribers) {

@@ -110,8 +110,8 @@ export class BrokerMetrics {
 
 /**
  * The broker's HTTP endpoints (node:http): `/metrics`, `/healthz` (the process answers) and
- * `/readyz` (its socket is bound and it is serving, not shutting down). Anything else: 404 with
- * one plain line.
+ * `/readyz` (it serves: started once the UDP socket is bound; 503 if asked while shutting down,
+ * before the server has closed). Anything else: 404 with one plain line.
  */
 export function serveMetrics(o: { host: string; port: number; metrics: BrokerMetrics; ready: () => boolean }): Promise<http.Server> {
   const server = http.createServer((req, res) => {
