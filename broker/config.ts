@@ -30,6 +30,7 @@ interface Flags extends SharedOptions {
   fanoutMinSubscribers: number;
   maxMemoryMb: number;
   maxSessions: number;
+  offlineRetentionS: number;
   metrics: { host: string; port: number } | false;
   logFile?: string;
   latencyMs: number;
@@ -54,6 +55,8 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     .addOption(valueOption('--fanout-min-subscribers <n>', 'with fan-out threads, producers with fewer subscribers are sent by the main thread', { env: 'BROKER_FANOUT_MIN_SUBSCRIBERS', parse: int('fan-out minimum subscribers', 1, 1_000_000), default: d.fanoutMinSubscribers }))
     .addOption(valueOption('--max-memory-mb <n>', 'the one memory ceiling: tables, history, send queues and instant-join caches together', { env: 'BROKER_MAX_MEMORY_MB', parse: int('max memory', 16, 1_048_576), default: d.maxMemoryBytes / 2 ** 20 }))
     .addOption(valueOption('--max-sessions <n>', 'sessions (producers and clients) at once', { env: 'BROKER_MAX_SESSIONS', parse: int('max sessions', 1, 10_000_000), default: d.maxSessions }))
+    .addOption(valueOption('--offline-retention-s <s>', 'how long a producer that went offline stays in list (while nobody is subscribed to it)',
+      { env: 'BROKER_OFFLINE_RETENTION_S', parse: int('offline retention', 0, 30 * 86_400), default: d.offlineRetentionMs / 1000 }))
     .addOption(valueOption<{ host: string; port: number } | false>('--metrics <[host:]port>', 'serve /metrics (Prometheus), /healthz and /readyz over HTTP here; a bare port is on 127.0.0.1; off: not at all',
       { env: 'BROKER_METRICS', parse: (v) => parseListen(v, 'metrics address'), default: false, text: 'off' }))
     .option('--log-file <path>', 'write logs to this file instead of stderr');
@@ -73,6 +76,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     maxSubscribersPerProducer: o.maxSubscribers,
     maxProducers: o.maxProducers,
     maxSessions: o.maxSessions,
+    offlineRetentionMs: o.offlineRetentionS * 1000,
     maxControlPerSecondPerSession: o.maxControlRate,
     maxMemoryBytes: o.maxMemoryMb * 2 ** 20,
     latencyMs: o.latencyMs,

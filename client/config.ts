@@ -52,7 +52,7 @@ export function loadClientConfig(argv: readonly string[]): ClientConfig {
     .addOption(new Option('--subscribe <id>', 'subscribe at start (repeatable)').default([], 'none')
       .argParser((v: string, prev: number[]) => [...prev, option((t) => parseId(t))(v)]))
     .addOption(valueOption('--duration <seconds>', 'run this long without a prompt, then print a JSON summary and exit', { parse: (v) => parseNumberIn(v, 'duration', 0, 86_400 * 365) }))
-    .option('--record <dir>', 'write each subscription to DIR/<ID>.mjpeg and DIR/<ID>.wav')
+    .addOption(valueOption('--record <dir>', 'write each subscription to DIR/<ID>.mjpeg and DIR/<ID>.wav', { env: 'CLIENT_RECORD', parse: (v) => v }))
     .addOption(valueOption('--status-interval <seconds>', 'print each subscription\'s figures this often (default 5 at a terminal, never otherwise; 0 for never)', { parse: (v) => parseIntIn(v, 'status interval', 0, 86_400) }))
     .addOption(valueOption('--log-file <path>', 'write logs to this file instead of stderr', { env: 'CLIENT_LOG_FILE', parse: (v) => v }))
     .addOption(valueOption('--receive-buffer-bytes <n>', 'UDP receive buffer to ask the system for: big frames arrive in bursts',

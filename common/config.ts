@@ -12,11 +12,14 @@ export class ConfigError extends Error {
 /**
  * Puts `.env` (in the working directory) into process.env, under what the real environment
  * already holds: flags override the environment, which overrides .env (commander's
- * Option.env() then reads process.env). Returns the environment.
+ * Option.env() then reads process.env). A variable set to nothing counts as unset, so its
+ * default applies: `PASSPHRASE=` in .env, or Docker Compose handing on `${VAR:-}`.
+ * Returns the environment.
  */
 export function loadEnv(path = '.env'): Readonly<Record<string, string | undefined>> {
   const fromFile = existsSync(path) ? parseDotenv(readFileSync(path)) : {};
   for (const [k, v] of Object.entries(fromFile)) if (!(k in process.env)) process.env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (v === '' && /^[A-Z][A-Z0-9_]*$/.test(k)) delete process.env[k];
   return process.env;
 }
 
@@ -59,9 +62,14 @@ export function autoProducerId(hostname: string): number {
   return 0x100000 + (h % 0xf00000);
 }
 
-/** Parses a producer ID, or `auto` for one derived from `hostname`. */
-export function parseIdOrAuto(text: string, hostname: string, what = 'producer ID'): number {
-  return text.trim().toLowerCase() === 'auto' ? autoProducerId(hostname) : parseId(text, what);
+/** Parses a producer ID, or `auto` (settled at start: producer/identity.ts). */
+export function parseIdOrAuto(text: string, what = 'producer ID'): number | 'auto' {
+  return text.trim().toLowerCase() === 'auto' ? 'auto' : parseId(text, what);
+}
+
+/** Parses a comma-separated list of producer IDs (PRODUCER_IDS). */
+export function parseIdList(text: string, what: string): number[] {
+  return text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => parseId(s, `${what} entry`));
 }
 
 /** Parses PRODUCER_SECRETS: `ID:secret,ID:secret` (hexadecimal IDs). */

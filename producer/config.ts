@@ -1,16 +1,19 @@
-import { hostname } from 'node:os';
-import { ConfigError, loadEnv, parseIdOrAuto, parseIntIn, parseNumberIn, type LogLevel } from '../common/config.ts';
+import { ConfigError, loadEnv, parseIdList, parseIdOrAuto, parseIntIn, parseNumberIn, type LogLevel } from '../common/config.ts';
 import { addBrokerOption, addLatencyOption, addPassphraseOption, addSharedOptions, brokerAddress, valueOption, type SharedOptions } from '../common/options.ts';
 import type { LogFormat } from '../common/logger.ts';
 import { newProgram, parseProgram } from '../common/run.ts';
-import { formatProducerId } from '../protocol/ids.ts';
 
 export interface ProducerConfig {
-  readonly producerId: number;
+  /** `auto`: settled at start from the Compose replica slot (producer/identity.ts). */
+  readonly producerId: number | 'auto';
+  /** For `auto`: PRODUCER_IDS and PRODUCER_TITLES, taken by replica slot. */
+  readonly autoIds: readonly number[];
+  readonly autoTitles: readonly string[];
   readonly broker: { readonly host: string; readonly port: number };
   readonly videoPath: string;
   readonly audioPath: string | null;
-  readonly title: string;
+  /** null: `Producer <ID>`, or the replica slot's title for `auto`. */
+  readonly title: string | null;
   readonly fps: number;
   readonly loop: boolean;
   readonly startDelayMs: number;
@@ -26,7 +29,7 @@ export interface ProducerConfig {
 }
 
 interface Flags extends SharedOptions {
-  id?: number;
+  id?: number | 'auto';
   broker?: { host: string; port: number };
   video: string;
   audio: string | false;
@@ -43,7 +46,7 @@ interface Flags extends SharedOptions {
 export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
   loadEnv();
   const program = newProgram('producer', 'Framecast producer: streams a Motion-JPEG sample and its audio to the broker over UDP')
-    .addOption(valueOption('--id <hex>', 'producer ID, 1-8 hex digits, or auto (from the host name)', { env: 'PRODUCER_ID', parse: (v) => parseIdOrAuto(v, hostname()) }));
+    .addOption(valueOption('--id <hex>', 'producer ID, 1-8 hex digits, or auto (Docker Compose: by replica slot from PRODUCER_IDS, else from the container name)', { env: 'PRODUCER_ID', parse: (v) => parseIdOrAuto(v) }));
   addBrokerOption(program)
     .addOption(valueOption('--video <file>', 'Motion-JPEG file, or any video when ffmpeg is installed', { env: 'VIDEO_FILE', parse: (v) => v, default: 'samples/sample.mjpeg' }))
     .addOption(valueOption('--audio <file>', 'WAV file sent beside the video', { env: 'AUDIO_FILE', parse: (v) => v, default: 'samples/sample.wav' }))
@@ -62,10 +65,12 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
   const secret = process.env.PRODUCER_SECRET;
   return Object.freeze({
     producerId: o.id,
+    autoIds: o.id === 'auto' ? parseIdList(process.env.PRODUCER_IDS ?? '', 'PRODUCER_IDS') : [],
+    autoTitles: o.id === 'auto' ? (process.env.PRODUCER_TITLES ?? '').split(',').map((s) => s.trim()) : [],
     broker: brokerAddress(o.broker),
     videoPath: o.video,
     audioPath: o.audio === false ? null : o.audio,
-    title: o.title ?? `Producer ${formatProducerId(o.id)}`,
+    title: o.title ?? null,
     fps: o.rate,
     loop: o.loop,
     startDelayMs: o.startDelayMs,

@@ -4,13 +4,19 @@ import { connectToBroker, followBrokerName } from '../common/socket.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 import { loadProducerConfig } from './config.ts';
 import { Producer } from './producer.ts';
+import { autoIdentity } from './identity.ts';
 import { loadSource } from './source.ts';
 
 await runMain('producer', async (run) => {
   const config = loadProducerConfig(process.argv);
   const source = loadSource(config.videoPath, config.audioPath, config.fps);
-  const log = createLogger('producer', config.logLevel, config.logFile, { format: config.logFormat }).child({ producer: formatProducerId(config.producerId) });
+  const auto = config.producerId === 'auto' ? await autoIdentity(config.autoIds, config.autoTitles) : null;
+  const producerId = auto?.id ?? (config.producerId as number);
+  const title = config.title ?? auto?.title ?? `Producer ${formatProducerId(producerId)}`;
+  const log = createLogger('producer', config.logLevel, config.logFile, { format: config.logFormat }).child({ producer: formatProducerId(producerId) });
   run.log = log;
+  if (auto !== null && auto.slot !== null) log.info({ container: auto.name, slot: auto.slot }, `ID ${formatProducerId(producerId)} by replica slot ${auto.slot}${auto.slot <= config.autoIds.length ? ' (PRODUCER_IDS)' : ' (from the container name)'}`);
+  if (auto !== null && auto.slot === null) log.warn({ host: auto.name }, 'ID from the host name: no replica name found, so a recreated container gets a new ID');
   const { socket, name, resolved } = await connectToBroker(config.broker.host, config.broker.port);
   const brokerName = `${config.broker.host}:${config.broker.port}`;
   if (!resolved) log.warn({ broker: brokerName }, 'the broker name does not resolve yet; looking it up again until it does');
@@ -19,14 +25,14 @@ await runMain('producer', async (run) => {
   const producer = new Producer({
     socket, clock: () => performance.now(), source,
     options: {
-      producerId: config.producerId, title: config.title, fps: config.fps, loop: config.loop,
+      producerId, title, fps: config.fps, loop: config.loop,
       maxDatagramBytes: config.maxDatagramBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals,
       secret: config.secret, passphrase: config.passphrase, latencyMs: config.latencyMs,
     },
   });
   socket.on('message', (msg) => producer.link.handleDatagram(msg));
   followBrokerName(producer.link, name, (address) => log.warn({ broker: brokerName, address }, 'the broker name resolves to a new address: following it'));
-  producer.on('announced', () => log.info({ broker: `${config.broker.host}:${config.broker.port}`, title: config.title }, 'announced'));
+  producer.on('announced', () => log.info({ broker: `${config.broker.host}:${config.broker.port}`, title }, 'announced'));
   producer.on('refused', (why) => log.warn({ why }, 'announce refused'));
   producer.on('brokerUnreachable', () => log.warn('broker unreachable; retrying'));
   producer.on('brokerReachable', () => log.info('broker reachable again'));

@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { ConfigError, loadEnv, parseId, parsePort, parseProducerSecrets } from '../common/config.ts';
+import { ConfigError, loadEnv, parseIdList, parsePort, parseProducerSecrets } from '../common/config.ts';
 import { runMain } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 import { loadBrokerConfig } from '../broker/config.ts';
@@ -44,7 +44,7 @@ function lastLines(path: string, n = 8): string {
 await runMain('start', async () => {
   const env = loadEnv();
   const port = parsePort(env.BROKER_PORT ?? '5000', 'BROKER_PORT', false);
-  const ids = (env.PRODUCER_IDS ?? '1AAA99,2BBB88,3CCC77').split(',').map((s) => s.trim()).filter(Boolean).map((s) => parseId(s, 'PRODUCER_IDS entry'));
+  const ids = parseIdList(env.PRODUCER_IDS ?? '1AAA99,2BBB88,3CCC77', 'PRODUCER_IDS');
   if (ids.length === 0) throw new ConfigError('PRODUCER_IDS names no producer');
   const titles = (env.PRODUCER_TITLES ?? '').split(',').map((s) => s.trim());
   const secrets = parseProducerSecrets(env.PRODUCER_SECRETS);

@@ -214,6 +214,31 @@ describe('Broker', () => {
     expect(t.socket.to(C1.port)).toEqual([expect.objectContaining({ type: MessageType.NOTICE, event: NoticeEvent.PRODUCER_ONLINE })]);
   });
 
+  it('lists an offline producer for offlineRetentionMs, then forgets it; one somebody waits for stays', () => {
+    const t = setup({ options: { offlineRetentionMs: 10_000 } });
+    const listed = (): string[] => {
+      t.socket.clear();
+      t.feed({ type: MessageType.LIST, producerId: 0, requestId: 9 }, C2);
+      const reply = t.socket.to(C2.port).find((m) => m.type === MessageType.LIST_REPLY);
+      return reply?.type === MessageType.LIST_REPLY ? reply.producers.map((p) => `${p.id.toString(16)} ${p.online ? 'online' : 'offline'}`) : [];
+    };
+    t.announce(P, 0x1aaa99);
+    t.announce(P, 0x2bbb88);
+    t.subscribe(C1, 0x2bbb88);
+    t.feed({ type: MessageType.GOODBYE, producerId: 0x1aaa99, requestId: 0, reason: 0 }, P);
+    t.feed({ type: MessageType.GOODBYE, producerId: 0x2bbb88, requestId: 0, reason: 0 }, P);
+    expect(listed()).toEqual(['1aaa99 offline', '2bbb88 offline']);
+    for (let ms = 0; ms < 9_900; ms += 1000) {
+      t.heartbeat(C1, Role.CLIENT);
+      t.heartbeat(C2, Role.CLIENT);
+      t.advance(1000);
+    }
+    expect(listed()).toEqual(['1aaa99 offline', '2bbb88 offline']);
+    t.heartbeat(C1, Role.CLIENT);
+    t.advance(200); // 10.1 s offline
+    expect(listed()).toEqual(['2bbb88 offline']); // C1 still waits for it
+  });
+
   it('renews a producer lease on MEDIA at the next sweep: never early, at most one sweep late', () => {
     const t = setup();
     t.announce();

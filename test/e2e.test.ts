@@ -106,10 +106,13 @@ describe('bad command-line input', () => {
     expect(p.stderrLines[0]).toBe("broker: BROKER_PORT: port must be an integer in 0..65535, got 'eighty'");
   });
 
-  it('a flag overrides a bad environment value, and --help works whatever the environment holds', async () => {
+  it('a flag overrides a bad environment value, an empty one means the default, and --help works whatever the environment holds', async () => {
     // Each default used to parse its variable eagerly: BROKER_PORT=eighty failed even with --port 0.
     const broker = new Proc('broker/main.ts', ['--port', '0', '--host', '127.0.0.1'], { BROKER_PORT: 'eighty' });
     await broker.waitFor(/^broker listening on 127\.0\.0\.1:\d+$/);
+    // An empty variable is unset (Docker Compose hands on `${VAR:-}`): the default applies.
+    const blank = new Proc('broker/main.ts', ['--port', '0', '--host', '127.0.0.1'], { LATENCY_MS: '', BROKER_MAX_MEMORY_MB: '', BROKER_OFFLINE_RETENTION_S: '' });
+    await blank.waitFor(/^broker listening on 127\.0\.0\.1:\d+$/);
     const producer = new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', '127.0.0.1:1', '--rate', '12'], { FRAME_RATE: 'abc', BROKER_PORT: 'eighty', LOG_LEVEL: 'info' });
     await producer.waitFor(/"fps":12,.*"msg":"sample loaded"/);
     const help = new Proc('client/main.ts', ['--help'], { LATENCY_MS: 'abc' });

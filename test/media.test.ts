@@ -67,11 +67,32 @@ describe('client commands', () => {
 
 describe('automatic producer IDs', async () => {
   const { autoProducerId, parseIdOrAuto } = await import('../common/config.ts');
-  it('gives replicas distinct six-digit IDs from their host names, the same one each time', () => {
+  const { autoIdentity, replicaSlot } = await import('../producer/identity.ts');
+  it('gives replicas distinct six-digit IDs from their names, the same one each time', () => {
     const ids = ['3f2a9c1b7e01', '3f2a9c1b7e02', 'a81c0d5e9f10', 'framecast_producer_1'].map(autoProducerId);
     expect(new Set(ids).size).toBe(4);
     for (const id of ids) expect(id.toString(16)).toMatch(/^[0-9a-f]{6}$/);
-    expect(parseIdOrAuto('auto', '3f2a9c1b7e01')).toBe(ids[0]);
-    expect(parseIdOrAuto('1AAA99', 'x')).toBe(0x1aaa99);
+    expect(parseIdOrAuto('auto')).toBe('auto');
+    expect(parseIdOrAuto(' AUTO ')).toBe('auto');
+    expect(parseIdOrAuto('1AAA99')).toBe(0x1aaa99);
+  });
+  it('reads the Compose replica slot from the container name (v1 and v2 spellings)', () => {
+    expect(replicaSlot('framecast_producer_2.framecast_default')).toEqual({ name: 'framecast_producer_2', slot: 2 });
+    expect(replicaSlot('framecast-producer-12.framecast_default')).toEqual({ name: 'framecast-producer-12', slot: 12 });
+    expect(replicaSlot('3f2a9c1b7e01')).toBeNull();
+    expect(replicaSlot('producer_0')).toBeNull();
+  });
+  it('takes slot N\'s ID and title from the lists, past them an ID from the name, with no name the host name', async () => {
+    const ids = [0x1aaa99, 0x2bbb88];
+    const names = (n: string[]) => async () => n;
+    expect(await autoIdentity(ids, ['Test card', ''], names(['x_producer_1.x_default'])))
+      .toEqual({ id: 0x1aaa99, title: 'Test card', name: 'x_producer_1', slot: 1 });
+    expect(await autoIdentity(ids, ['Test card', ''], names(['x_producer_2.x_default'])))
+      .toEqual({ id: 0x2bbb88, title: 'Producer 2BBB88', name: 'x_producer_2', slot: 2 });
+    const third = await autoIdentity(ids, [], names(['x_producer_3.x_default']));
+    expect(third).toEqual({ id: autoProducerId('x_producer_3'), title: expect.stringMatching(/^Producer [0-9A-F]{6}$/), name: 'x_producer_3', slot: 3 });
+    // The same slot after a recreate: the same ID.
+    expect((await autoIdentity(ids, [], names(['x_producer_3.x_default']))).id).toBe(third.id);
+    expect((await autoIdentity(ids, [], names(['somehost.lan']))).slot).toBeNull();
   });
 });
