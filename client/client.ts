@@ -4,8 +4,7 @@ import { GoodbyeReason, MessageType, NoticeEvent, Role, Status, STATUS_TEXT } fr
 import type { AckDetail, Message } from '../protocol/codec.ts';
 import { passphraseKey } from '../protocol/frame-seal.ts';
 import type { ProducerInfo, StreamMetadata } from '../protocol/metadata.ts';
-import { StreamRecorder } from './recorder.ts';
-import { Subscription } from './subscription.ts';
+import { Subscription, type SubscriptionProblem } from './subscription.ts';
 import type { CompletedFrame } from '../protocol/reassembler.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 
@@ -13,7 +12,6 @@ export interface ClientOptions {
   readonly heartbeatIntervalMs: number;
   readonly leaseIntervals: number;
   readonly maxDatagramBytes: number;
-  readonly recordDir: string | null;
   /** Loss recovery budget (PROTOCOL.md §3.6); 0 turns NAKs off. */
   readonly latencyMs: number;
   /** Decrypts streams encrypted with it (PROTOCOL.md §3.7); null: encrypted streams are refused with a line. */
@@ -29,10 +27,35 @@ const MIN_NAK_RETRY_MS = 20;
 /** MEDIA of a run the broker has not named: ask it again (SUBSCRIBE) at most this often per subscription. */
 const RUN_REFRESH_MS = 1000;
 
+/**
+ * What the client core tells its outputs (client/sinks/): facts with their data, never
+ * sentences. The screen, the recorder and the HTTP view are listeners beside each other.
+ */
 export interface ClientEvents {
-  /** A line worth showing a person: what happened, in plain words. */
-  event: [text: string];
+  /** A whole video frame, verified (and decrypted), in order: its JPEG in `frame.data`. */
+  frame: [sub: Subscription, frame: CompletedFrame];
+  /** An audio chunk, verified (and decrypted), in order. */
+  audio: [sub: Subscription, chunk: CompletedFrame];
+  /** The broker accepted a subscription (at once, late, or again in a new session): its metadata is current. */
+  accepted: [sub: Subscription];
+  /** A subscription that was waiting was accepted: the producer is live now, or the broker answered at last. */
+  subscribedLate: [id: number, waitedFor: 'producer' | 'broker'];
+  /** A subscription still wanted was refused for good (not a producer that is merely not live). */
+  refused: [id: number, why: string];
+  /** The user unsubscribed, or the client closed: nothing more comes for it. */
+  closed: [sub: Subscription];
+  online: [id: number];
+  offline: [id: number, ended: boolean];
   firstFrame: [id: number, bytes: number];
+  /** Frames arrive again after a silence, with the broker shown reachable. */
+  framesAgain: [id: number, silentMs: number];
+  problem: [id: number, problem: SubscriptionProblem];
+  unreachable: [];
+  reachable: [];
+  brokerShutdown: [];
+  /** A new session with the broker (it restarted, or forgot ours): subscribing again to everything. */
+  resubscribing: [];
+  resubscribed: [id: number];
 }
 
 export type RequestResult =
@@ -77,8 +100,8 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     this.link.on('established', () => {
       if (this.#sessionsOpened++ > 0) void this.#heal();
     });
-    this.link.on('unreachable', () => this.emit('event', 'broker unreachable: retrying'));
-    this.link.on('reachable', () => this.emit('event', 'broker reachable again'));
+    this.link.on('unreachable', () => this.emit('unreachable'));
+    this.link.on('reachable', () => this.emit('reachable'));
     this.#tickTimer = setInterval(() => {
       const now = this.#clock();
       for (const s of this.subscriptions.values()) {
@@ -113,9 +136,12 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     const previous = sub;
     if (sub === undefined || !sub.active) {
       // In the map before the request, so the cached frame replayed right after the ACK is kept.
-      sub = new Subscription(id, { latencyMs: this.#opts.latencyMs, nakRetryMs: MIN_NAK_RETRY_MS }, {
-        passKey: this.#passKeyFor(id), onProblem: (text) => this.emit('event', text),
+      const created: Subscription = new Subscription(id, { latencyMs: this.#opts.latencyMs, nakRetryMs: MIN_NAK_RETRY_MS }, {
+        passKey: this.#passKeyFor(id),
+        onProblem: (problem) => this.emit('problem', id, problem),
+        onAudio: (chunk) => this.emit('audio', created, chunk),
       });
+      sub = created;
       this.subscriptions.set(id, sub);
     }
     const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 });
@@ -132,7 +158,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       return r === null ? FramecastClient.#WAITING : FramecastClient.#NOT_LIVE;
     }
     if (!existed) {
-      sub.close();
+      this.#close(sub);
       if (previous === undefined) this.subscriptions.delete(id);
       else this.subscriptions.set(id, previous);
     }
@@ -155,10 +181,9 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
         if (r === null || !sub.active) continue;
         const waitedFor = sub.waiting;
         sub.waiting = false;
-        const name = formatProducerId(sub.id);
         if (r.type === MessageType.ACK && r.status === Status.OK) {
           this.#accepted(sub, r.detail);
-          this.emit('event', `subscribed to ${name} (${waitedFor === 'producer' ? 'it is live now' : 'the broker answered at last'})`);
+          this.emit('subscribedLate', sub.id, waitedFor);
         } else if (r.type === MessageType.ACK && r.status === Status.UNKNOWN_PRODUCER) {
           // Not live yet: it stays wanted. The broker's first answer came with ours: its producer
           // is likely announcing this very moment, so the backoff starts again, once.
@@ -166,8 +191,8 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
           if (!answered) round = -1;
           answered = true;
         } else {
-          sub.close();
-          this.emit('event', `cannot subscribe to ${name}: ${r.type === MessageType.ACK ? (r.detail.message ?? STATUS_TEXT[r.status]) : 'unexpected reply'}`);
+          this.#close(sub);
+          this.emit('refused', sub.id, r.type === MessageType.ACK ? (r.detail.message ?? STATUS_TEXT[r.status]) : 'unexpected reply');
         }
       }
     } finally {
@@ -177,16 +202,21 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
 
   /**
    * The broker accepted the subscription (an authenticated SUBSCRIBE ACK OK): its metadata,
-   * whether it is live, the run whose frames to accept; no longer waiting; recorded if asked.
+   * whether it is live, the run whose frames to accept; no longer waiting.
    */
   #accepted(sub: Subscription, detail: AckDetail): void {
     sub.waiting = false;
-    if (this.#opts.recordDir !== null && sub.recorder === null) sub.recorder = new StreamRecorder(this.#opts.recordDir, formatProducerId(sub.id));
     sub.metadata = detail.metadata ?? sub.metadata;
     sub.online = detail.online ?? true;
     if (detail.epoch !== undefined && detail.frameKey !== undefined) {
       sub.setRun({ epoch: detail.epoch, frameKey: detail.frameKey, encrypted: sub.metadata?.encrypted === true });
     }
+    this.emit('accepted', sub);
+  }
+
+  #close(sub: Subscription): void {
+    sub.close();
+    this.emit('closed', sub);
   }
 
   /** The passphrase's key for one producer ID, derived once (scrypt is slow on purpose). */
@@ -216,7 +246,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
   async unsubscribe(id: number): Promise<RequestResult> {
     const sub = this.subscriptions.get(id);
     if (sub === undefined || !sub.active) return { ok: false, status: Status.NOT_SUBSCRIBED, message: `not subscribed to ${formatProducerId(id)}` };
-    sub.close();
+    this.#close(sub);
     const r = await this.link.request({ type: MessageType.UNSUBSCRIBE, producerId: id, requestId: 0 });
     if (r === null) return { ok: false, status: null, message: 'the broker did not answer (unsubscribed locally)' };
     return { ok: true };
@@ -242,7 +272,7 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     this.#closed = true;
     for (const s of this.active()) {
       this.link.send({ type: MessageType.UNSUBSCRIBE, producerId: s.id, requestId: 0 });
-      s.close();
+      this.#close(s);
     }
     this.link.send({ type: MessageType.GOODBYE, producerId: 0, requestId: 0, reason: GoodbyeReason.NORMAL });
     this.link.close();
@@ -277,20 +307,19 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       case MessageType.NOTICE: {
         const sub = this.subscriptions.get(m.producerId);
         if (sub === undefined || !sub.active) return;
-        const name = formatProducerId(m.producerId);
         if (m.event === NoticeEvent.PRODUCER_ONLINE) {
-          if (!sub.online) this.emit('event', `producer ${name} is back online`);
+          if (!sub.online) this.emit('online', sub.id);
           sub.online = true;
           // A new run of the producer: its frames are accepted from now on (PROTOCOL.md §3.7).
           sub.setRun({ epoch: m.epoch, frameKey: m.frameKey, encrypted: m.encrypted });
         } else {
-          if (sub.online) this.emit('event', m.event === NoticeEvent.PRODUCER_ENDED ? `producer ${name} ended its stream (staying subscribed)` : `producer ${name} went offline (staying subscribed)`);
+          if (sub.online) this.emit('offline', sub.id, m.event === NoticeEvent.PRODUCER_ENDED);
           sub.online = false;
         }
         return;
       }
       case MessageType.GOODBYE:
-        if (m.producerId === 0 && m.reason === GoodbyeReason.SHUTDOWN) this.emit('event', 'broker is shutting down: will resubscribe when it is back');
+        if (m.producerId === 0 && m.reason === GoodbyeReason.SHUTDOWN) this.emit('brokerShutdown');
         return;
       default:
         return; // heartbeat ACKs and late replies
@@ -305,13 +334,14 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
    */
   #released(sub: Subscription, frames: readonly CompletedFrame[], now: number, previousFrameMs: number): void {
     if (frames.length === 0) return;
+    for (const f of frames) this.emit('frame', sub, f);
     if (previousFrameMs === 0) {
       this.emit('firstFrame', sub.id, frames[0].data.length);
       return;
     }
     if (now - previousFrameMs > this.#opts.heartbeatIntervalMs && sub.quietSinceMs === 0) sub.quietSinceMs = previousFrameMs;
     if (sub.quietSinceMs === 0 || !this.link.confirmed || sub.waiting) return;
-    this.emit('event', `${formatProducerId(sub.id)}: frames are arriving again after ${((now - sub.quietSinceMs) / 1000).toFixed(1)} s`);
+    this.emit('framesAgain', sub.id, now - sub.quietSinceMs);
     sub.quietSinceMs = 0;
   }
 
@@ -328,12 +358,12 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
     if (wanted.length === 0) return;
     this.#healing = true;
     try {
-      this.emit('event', 'new session with the broker (restarted?): resubscribing');
+      this.emit('resubscribing');
       let todo = wanted;
       for (let round = 0; todo.length > 0; round++) {
         // Only what is still wanted: the user may have unsubscribed while a round was under way.
         const results = await Promise.all(todo.filter((s) => s.active).map(async (s) => ({ s, r: await this.subscribe(s.id) })));
-        for (const { s, r } of results) if (r.ok) this.emit('event', `resubscribed to ${formatProducerId(s.id)}`);
+        for (const { s, r } of results) if (r.ok) this.emit('resubscribed', s.id);
         // A producer not announced yet on a restarted broker: try again shortly, until it is.
         todo = results.filter(({ s, r }) => !r.ok && s.active && (r.status === Status.UNKNOWN_PRODUCER || r.status === null)).map(({ s }) => s);
         const delayMs = Math.min(this.#opts.heartbeatIntervalMs, DEFAULT_RETRY_INITIAL_MS * 2 ** round);

@@ -3,7 +3,7 @@ import { parseProducerId } from '../protocol/ids.ts';
 /** One line typed at the client's prompt, parsed (pure). */
 export type Command =
   | { readonly kind: 'subscribe' | 'unsubscribe'; readonly id: number }
-  | { readonly kind: 'list' | 'stats' | 'help' | 'quit' | 'empty' }
+  | { readonly kind: 'list' | 'stats' | 'view' | 'help' | 'quit' | 'empty' }
   | { readonly kind: 'error'; readonly message: string };
 
 export const HELP_TEXT = [
@@ -12,6 +12,7 @@ export const HELP_TEXT = [
   '  unsubscribe <id>   stop watching it',
   '  list               live producers with their metadata and viewers',
   '  stats              figures of each subscription, and of the broker',
+  '  view               the address of the live view: open it in a browser (started on first use)',
   '  help               this text',
   '  quit               unsubscribe from everything and leave (also Ctrl-D, Ctrl-C)',
 ].join('\n');
@@ -32,6 +33,7 @@ export function parseCommand(line: string): Command {
     }
     case 'list':
     case 'stats':
+    case 'view':
     case 'help':
     case 'quit':
       if (words.length !== 1) return { kind: 'error', message: `${name} takes no arguments` };

@@ -1,5 +1,5 @@
 import { Option } from 'commander';
-import { loadEnv, parseId, parseIntIn, parseNumberIn, parsePort, type LogLevel } from '../common/config.ts';
+import { loadEnv, parseId, parseIntIn, parseListen, parseNumberIn, parsePort, type LogLevel } from '../common/config.ts';
 import { addBrokerOption, addLatencyOption, addPassphraseOption, addSharedOptions, brokerAddress, valueOption, type SharedOptions } from '../common/options.ts';
 import type { LogFormat } from '../common/logger.ts';
 import { newProgram, option, parseProgram } from '../common/run.ts';
@@ -10,6 +10,10 @@ export interface ClientConfig {
   readonly subscribe: readonly number[];
   readonly durationS: number | null;
   readonly recordDir: string | null;
+  /** Where the HTTP view listens from the start; null: only once `view` is typed. */
+  readonly http: { readonly host: string; readonly port: number } | null;
+  /** The producer whose JPEG frames go to standard output (the text goes to standard error). */
+  readonly stdoutId: number | null;
   readonly statusIntervalS: number | null;
   readonly heartbeatIntervalMs: number;
   readonly leaseIntervals: number;
@@ -35,6 +39,8 @@ interface Flags extends SharedOptions {
   subscribe: number[];
   duration?: number;
   record?: string;
+  http: { host: string; port: number } | false;
+  stdout?: number;
   statusInterval?: number;
   logFile?: string;
   receiveBufferBytes: number;
@@ -53,6 +59,9 @@ export function loadClientConfig(argv: readonly string[]): ClientConfig {
       .argParser((v: string, prev: number[]) => [...prev, option((t) => parseId(t))(v)]))
     .addOption(valueOption('--duration <seconds>', 'run this long without a prompt, then print a JSON summary and exit', { parse: (v) => parseNumberIn(v, 'duration', 0, 86_400 * 365) }))
     .addOption(valueOption('--record <dir>', 'write each subscription to DIR/<ID>.mjpeg and DIR/<ID>.wav', { env: 'CLIENT_RECORD', parse: (v) => v }))
+    .addOption(valueOption<{ host: string; port: number } | false>('--http <[host:]port>', 'serve the live view (page, MJPEG, snapshots, JSON) here from the start; a bare port is on 127.0.0.1; off: only once view is typed',
+      { env: 'CLIENT_HTTP', parse: (v) => parseListen(v, 'HTTP address'), default: false, text: 'off' }))
+    .addOption(valueOption('--stdout <id>', 'write this producer\'s JPEG frames to standard output (pipe into ffplay -f mjpeg -); text goes to standard error', { parse: (v) => parseId(v) }))
     .addOption(valueOption('--status-interval <seconds>', 'print each subscription\'s figures this often (default 5 at a terminal, never otherwise; 0 for never)', { parse: (v) => parseIntIn(v, 'status interval', 0, 86_400) }))
     .addOption(valueOption('--log-file <path>', 'write logs to this file instead of stderr', { env: 'CLIENT_LOG_FILE', parse: (v) => v }))
     .addOption(valueOption('--receive-buffer-bytes <n>', 'UDP receive buffer to ask the system for: big frames arrive in bursts',
@@ -69,6 +78,8 @@ export function loadClientConfig(argv: readonly string[]): ClientConfig {
     subscribe: Object.freeze([...o.subscribe]),
     durationS: o.duration ?? null,
     recordDir: o.record ?? null,
+    http: o.http === false ? null : o.http,
+    stdoutId: o.stdout ?? null,
     statusIntervalS: o.statusInterval ?? null,
     heartbeatIntervalMs: o.heartbeatMs,
     leaseIntervals: o.leaseIntervals,

@@ -7,11 +7,18 @@ import { formatProducerId } from '../protocol/ids.ts';
 import { FramecastClient } from './client.ts';
 import { HELP_TEXT, parseCommand, type Command } from './commands.ts';
 import { loadClientConfig } from './config.ts';
+import { ConfigError } from '../common/config.ts';
+import { HttpView } from './sinks/http-view.ts';
+import { recordTo } from './sinks/recorder.ts';
+import { pipeFrames } from './sinks/stdout.ts';
+import { showOnScreen } from './sinks/screen.ts';
 import { describeMetadata, formatBrokerStats, formatList, formatStatus } from './format.ts';
 
 await runMain('client', async (main) => {
   const config = loadClientConfig(process.argv);
   const interactive = process.stdin.isTTY === true && config.durationS === null;
+  // With --stdout the frames own standard output: every line for a person goes to standard error.
+  const out = config.stdoutId === null ? process.stdout : process.stderr;
   // At a prompt without a log file, log lines go through the prompt-safe printer, and only
   // warnings and worse: the events themselves are printed as sentences, once.
   let printLine = (line: string): void => void process.stderr.write(line);
@@ -26,7 +33,7 @@ await runMain('client', async (main) => {
   log.info({ localPort: socket.address().port, broker: `${config.broker.host}:${config.broker.port}` }, 'socket connected to broker');
   const client = new FramecastClient({
     socket, clock: () => performance.now(),
-    options: { heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals, maxDatagramBytes: config.maxDatagramBytes, recordDir: config.recordDir, latencyMs: config.latencyMs, passphrase: config.passphrase },
+    options: { heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals, maxDatagramBytes: config.maxDatagramBytes, latencyMs: config.latencyMs, passphrase: config.passphrase },
   });
   socket.on('message', (msg) => client.link.handleDatagram(msg));
   const startedMs = performance.now();
@@ -35,20 +42,47 @@ await runMain('client', async (main) => {
   /** Prints a line without tearing the prompt the person is typing at. */
   const say = (text: string): void => {
     if (rl !== null && interactive) {
-      readline.clearLine(process.stdout, 0);
-      readline.cursorTo(process.stdout, 0);
-      process.stdout.write(`${text}\n`);
+      readline.clearLine(out, 0);
+      readline.cursorTo(out, 0);
+      out.write(`${text}\n`);
       rl.prompt(true);
     } else {
-      process.stdout.write(`${text}\n`);
+      out.write(`${text}\n`);
     }
   };
   printLine = (line) => say(line.trimEnd());
-  client.on('event', (text) => {
+  // The outputs, each listening to the core's facts: the screen (and the log), the recorder.
+  showOnScreen(client, (text) => {
     log.info(text);
     say(text);
   });
-  followBrokerName(client.link, name, (address) => client.emit('event', `the broker name ${config.broker.host} resolves to ${address} now: following it`));
+  if (config.recordDir !== null) recordTo(client, config.recordDir, { tell: say });
+  if (config.stdoutId !== null) pipeFrames(client, config.stdoutId, process.stdout, () => quit());
+  const view = new HttpView(client);
+  /** Starts the live view where asked, or on first `view` at 127.0.0.1:8080 (any free port if that is taken). */
+  const startView = async (where: { host: string; port: number } | null): Promise<string> => {
+    if (view.listening) return view.url;
+    try {
+      return await view.listen(where?.host ?? '127.0.0.1', where?.port ?? 8080);
+    } catch (err) {
+      if (where !== null || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      return await view.listen('127.0.0.1', 0);
+    }
+  };
+  const viewText = (url: string): string => [`live view: ${url}`,
+    ...client.active().map((s) => `  ${formatProducerId(s.id)}: ${url}stream/${formatProducerId(s.id)}.mjpg (snapshot: ${url}snapshot/${formatProducerId(s.id)}.jpg)`)].join('\n');
+  if (config.http !== null) {
+    const url = await startView(config.http).catch((err: NodeJS.ErrnoException) => {
+      throw new ConfigError(`cannot serve the live view on ${config.http!.host}:${config.http!.port}: ${err.code ?? err.message}`);
+    });
+    log.info({ url }, 'live view');
+    if (config.durationS === null) say(`live view: ${url}`);
+    else out.write(`live view: ${url}\n`);
+  }
+  followBrokerName(client.link, name, (address) => {
+    log.info({ address }, 'the broker name resolves to a new address: following it');
+    say(`the broker name ${config.broker.host} resolves to ${address} now: following it`);
+  });
   const rcv = enlargeReceiveBuffer(socket, config.receiveBufferBytes);
   if (rcv.short) {
     say(`warning: the system gives this client a ${Math.round(rcv.grantedBytes / 1024)} KiB receive buffer, not the ${Math.round(config.receiveBufferBytes / 1024)} KiB asked: ` +
@@ -61,7 +95,6 @@ await runMain('client', async (main) => {
     const now = receiveBufferDrops(local.port, local.family as 'IPv4' | 'IPv6');
     return now === null || dropsAtStart === null ? null : now - dropsAtStart;
   };
-  client.on('firstFrame', (id, bytes) => say(`${formatProducerId(id)}: frames are arriving (first frame ${bytes} bytes)`));
 
   const subscribe = async (id: number): Promise<void> => {
     const r = await client.subscribe(id);
@@ -81,6 +114,14 @@ await runMain('client', async (main) => {
       case 'unsubscribe': {
         const r = await client.unsubscribe(cmd.id);
         say(r.ok ? `unsubscribed from ${formatProducerId(cmd.id)}` : `cannot unsubscribe from ${formatProducerId(cmd.id)}: ${r.message}`);
+        return true;
+      }
+      case 'view': {
+        try {
+          say(viewText(await startView(null)));
+        } catch (err) {
+          say(`error: cannot serve the live view: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
         return true;
       }
       case 'list': {
@@ -116,9 +157,10 @@ await runMain('client', async (main) => {
       receiveBufferDrops: bufferDrops(),
     };
     client.close();
+    view.close();
     rl?.close();
-    if (!interactive) process.stdout.write(`${JSON.stringify(summary)}\n`);
-    else process.stdout.write('bye\n');
+    if (!interactive) out.write(`${JSON.stringify(summary)}\n`);
+    else out.write('bye\n');
     setImmediate(() => socket.close(() => process.exit(code)));
   };
   process.once('SIGINT', () => quit());
@@ -139,7 +181,7 @@ await runMain('client', async (main) => {
     setTimeout(() => quit(), config.durationS * 1000);
     return;
   }
-  rl = readline.createInterface({ input: process.stdin, output: process.stdout, terminal: interactive, prompt: 'framecast> ' });
+  rl = readline.createInterface({ input: process.stdin, output: out, terminal: interactive, prompt: 'framecast> ' });
   if (interactive) {
     say(`connected to broker ${config.broker.host}:${config.broker.port}; type help for commands`);
     rl.prompt();

@@ -6,8 +6,6 @@ import { LossCounter } from '../protocol/loss.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 import { FrameReassembler, type CompletedFrame } from '../protocol/reassembler.ts';
 import { FrameOpener } from '../protocol/frame-seal.ts';
-import type { StreamRecorder } from './recorder.ts';
-import { formatProducerId } from '../protocol/ids.ts';
 
 const RATE_WINDOW_MS = 1000;
 /**
@@ -50,6 +48,9 @@ export interface SubscriptionSummary {
   /** Datagrams of a run the broker has not told us of (another epoch), not looked at further. */
   foreignDatagrams: number;
 }
+
+/** Why frames cannot be shown: encrypted and no passphrase, or another passphrase. */
+export type SubscriptionProblem = 'encrypted' | 'wrong-passphrase';
 
 /** The producer run whose frames a subscription accepts: told by the broker in authenticated messages only. */
 export interface ProducerRun {
@@ -117,13 +118,13 @@ export class Subscription {
   lastFrameMs = 0;
   /** When frames stopped, while their return is not yet told (client.ts); 0: none. */
   quietSinceMs = 0;
-  recorder: StreamRecorder | null = null;
   /** The run whose frames are accepted; null until the broker has named one. */
   #run: ProducerRun | null = null;
   #opener: FrameOpener | null = null;
   readonly #passKey: (() => Buffer) | null;
-  readonly #onProblem: (text: string) => void;
-  #problem: string | null = null;
+  readonly #onProblem: (problem: SubscriptionProblem) => void;
+  readonly #onAudio: (chunk: CompletedFrame) => void;
+  #problem: SubscriptionProblem | null = null;
   #forged = 0;
   #undecryptable = 0;
   #foreign = 0;
@@ -149,13 +150,15 @@ export class Subscription {
 
   /**
    * `passKey`: the key of the client's passphrase for this producer ID (computed when first
-   * needed), or null. `onProblem`: one line for a person when frames cannot be shown, once per cause.
+   * needed), or null. `onProblem`: why frames cannot be shown, once per cause. `onAudio`: each
+   * audio chunk, verified and decrypted, in order (video frames are returned by push and tick).
    */
-  constructor(id: number, recovery: RecoveryOptions, opts: { passKey?: (() => Buffer) | null; onProblem?: (text: string) => void } = {}) {
+  constructor(id: number, recovery: RecoveryOptions, opts: { passKey?: (() => Buffer) | null; onProblem?: (problem: SubscriptionProblem) => void; onAudio?: (chunk: CompletedFrame) => void } = {}) {
     this.id = id;
     this.#recovery = recovery;
     this.#passKey = opts.passKey ?? null;
     this.#onProblem = opts.onProblem ?? (() => {});
+    this.#onAudio = opts.onAudio ?? (() => {});
     this.#tracks = [
       new TrackState(recovery, (f) => this.#verify(f)),
       new TrackState(recovery, (f) => this.#verify(f)),
@@ -284,11 +287,9 @@ export class Subscription {
 
   close(): void {
     this.active = false;
-    this.recorder?.close();
-    this.recorder = null;
   }
 
-  /** Frames released in order, verified: decrypted when they are encrypted, counted, recorded. */
+  /** Frames released in order, verified: decrypted when they are encrypted, and counted. */
   #deliver(track: Track, frames: readonly CompletedFrame[], nowMs: number): readonly CompletedFrame[] {
     if (frames.length === 0) return NO_FRAMES;
     let video: CompletedFrame[] | null = null;
@@ -296,16 +297,14 @@ export class Subscription {
       const opened = this.#opener!.open({ producerId: this.id, epoch: sealed.epoch, track, frameNo: sealed.frameNo, timestampMs: sealed.timestampMs }, sealed.data);
       if (!opened.ok) {
         this.#undecryptable++;
-        this.#report(opened.why === 'encrypted'
-          ? `${formatProducerId(this.id)} is encrypted: start the client with --passphrase (or PASSPHRASE) to watch it`
-          : `${formatProducerId(this.id)}: frames do not decrypt with this passphrase (wrong passphrase?)`);
+        this.#report(opened.why === 'encrypted' ? 'encrypted' : 'wrong-passphrase');
         continue;
       }
       const frame: CompletedFrame = { ...sealed, data: opened.data };
       if (track === Track.AUDIO) {
         this.#audioChunks++;
         this.#audioBytes += frame.data.length;
-        this.recorder?.writeAudio(frame.data, this.metadata?.audio ?? null);
+        this.#onAudio(frame);
         continue;
       }
       // Jitter per verified frame (RFC 3550 §6.4.1 transit of its first fragment): forged datagrams cannot move it.
@@ -318,15 +317,14 @@ export class Subscription {
       this.#bytes += frame.data.length;
       this.#windowFrames++;
       this.#windowBytes += frame.data.length;
-      this.recorder?.writeVideo(frame.data);
       (video ??= []).push(frame);
     }
     return video ?? NO_FRAMES;
   }
 
-  #report(text: string): void {
-    if (this.#problem === text) return;
-    this.#problem = text;
-    this.#onProblem(text);
+  #report(problem: SubscriptionProblem): void {
+    if (this.#problem === problem) return;
+    this.#problem = problem;
+    this.#onProblem(problem);
   }
 }

@@ -5,11 +5,14 @@ import { formatProducerId } from '../protocol/ids.ts';
 import { loadProducerConfig } from './config.ts';
 import { Producer } from './producer.ts';
 import { autoIdentity } from './identity.ts';
-import { loadSource } from './source.ts';
+import { LiveInput, loadSource } from './source.ts';
 
 await runMain('producer', async (run) => {
   const config = loadProducerConfig(process.argv);
-  const source = loadSource(config.videoPath, config.audioPath, config.fps);
+  // `--video -`: Motion-JPEG from standard input, each frame sent as it arrives; the first one
+  // gives the picture's size for the announcement.
+  const live = config.videoPath === '-' ? new LiveInput(process.stdin) : null;
+  const source = live === null ? loadSource(config.videoPath, config.audioPath, config.fps) : await live.first();
   const auto = config.producerId === 'auto' ? await autoIdentity(config.autoIds, config.autoTitles) : null;
   const producerId = auto?.id ?? (config.producerId as number);
   const title = config.title ?? auto?.title ?? `Producer ${formatProducerId(producerId)}`;
@@ -26,7 +29,7 @@ await runMain('producer', async (run) => {
     socket, clock: () => performance.now(), source,
     options: {
       producerId, title, fps: config.fps, loop: config.loop,
-      maxDatagramBytes: config.maxDatagramBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals,
+      live: live !== null, maxDatagramBytes: config.maxDatagramBytes, heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals,
       secret: config.secret, passphrase: config.passphrase, latencyMs: config.latencyMs,
     },
   });
@@ -36,7 +39,8 @@ await runMain('producer', async (run) => {
   producer.on('refused', (why) => log.warn({ why }, 'announce refused'));
   producer.on('brokerUnreachable', () => log.warn('broker unreachable; retrying'));
   producer.on('brokerReachable', () => log.info('broker reachable again'));
-  log.info({ frames: source.frames.length, width: source.width, height: source.height, fps: config.fps, audio: source.audio?.codec ?? null }, 'sample loaded');
+  if (live === null) log.info({ frames: source.frames.length, width: source.width, height: source.height, fps: config.fps, audio: source.audio?.codec ?? null }, 'sample loaded');
+  else log.info({ width: source.width, height: source.height }, 'live source on standard input: each frame sent as it arrives (video only)');
 
   let stopping = false;
   const stop = (why: string): void => {
@@ -48,6 +52,10 @@ await runMain('producer', async (run) => {
     setImmediate(() => socket.close(() => process.exit(0)));
   };
   producer.on('finished', () => stop('end of sample'));
+  if (live !== null) {
+    live.on('frame', (jpeg) => producer.sendLive(jpeg));
+    live.on('end', () => stop('end of input'));
+  }
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
   setTimeout(() => producer.start(), config.startDelayMs);

@@ -16,6 +16,8 @@ export interface ProducerOptions {
   readonly title: string;
   readonly fps: number;
   readonly loop: boolean;
+  /** Frames come from `sendLive` as they arrive (a camera, a pipe), not from the source's list at `fps`. */
+  readonly live?: boolean;
   readonly maxDatagramBytes: number;
   readonly heartbeatIntervalMs: number;
   readonly leaseIntervals: number;
@@ -56,6 +58,7 @@ export class Producer extends EventEmitter<ProducerEvents> {
   readonly #sealer: FrameSealer;
   readonly #epoch = randomInt(1, 0xffffffff);
   #startMs = 0;
+  #streaming = false;
   #next = 0;
   #timer: NodeJS.Timeout | undefined;
   #stopped = false;
@@ -173,7 +176,8 @@ export class Producer extends EventEmitter<ProducerEvents> {
     void this.announce().then((ok) => {
       if (!ok || this.#stopped) return;
       this.#startMs = this.#clock();
-      this.#tick();
+      this.#streaming = true;
+      if (this.#opts.live !== true) this.#tick();
     });
   }
 
@@ -192,6 +196,17 @@ export class Producer extends EventEmitter<ProducerEvents> {
     }
     const delay = Math.max(0, this.#startMs + this.#next * periodMs - this.#clock());
     this.#timer = setTimeout(() => this.#tick(), delay);
+  }
+
+  /**
+   * A live source's frame, sent as it arrives, stamped with its arrival (ms since streaming
+   * began). Before the broker has accepted us there is nowhere to send it: false, not sent.
+   */
+  sendLive(jpeg: Buffer): boolean {
+    if (!this.#streaming || this.#stopped) return false;
+    this.#sendAll(this.#packetizer.packetize(Track.VIDEO, jpeg, Math.round(this.#clock() - this.#startMs), MediaFlag.KEYFRAME));
+    this.framesSent++;
+    return true;
   }
 
   #sendFrame(k: number, timestampMs: number): void {

@@ -2,7 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { ConfigError } from '../common/config.ts';
-import { jpegSize, splitMjpeg } from '../protocol/mjpeg.ts';
+import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
+import { jpegSize, MjpegStream, splitMjpeg } from '../protocol/mjpeg.ts';
 import { parseWav, WavError, type WavAudio } from '../protocol/wav.ts';
 
 /** A sample ready to stream: whole JPEG frames, and optionally an audio track to send beside them. */
@@ -65,4 +67,41 @@ export function audioChunk(audio: WavAudio, index: number, fps: number): Buffer 
   const from = Math.floor((index * audio.sampleRate) / fps) * bytesPerFrame;
   const to = Math.floor(((index + 1) * audio.sampleRate) / fps) * bytesPerFrame;
   return audio.data.subarray(Math.min(from, audio.data.length), Math.min(to, audio.data.length));
+}
+
+/**
+ * A live Motion-JPEG source (`--video -`): frames as a pipe delivers them, e.g. from
+ * `ffmpeg -f v4l2 -i /dev/video0 -f mjpeg -`. Emits each whole frame, then `end`.
+ */
+export class LiveInput extends EventEmitter<{ frame: [jpeg: Buffer]; end: [] }> {
+  readonly #stream = new MjpegStream();
+  #first: Promise<MediaSource>;
+
+  constructor(input: Readable) {
+    super();
+    let settle: { resolve: (s: MediaSource) => void; reject: (e: Error) => void } | null = null;
+    this.#first = new Promise((resolve, reject) => (settle = { resolve, reject }));
+    input.on('data', (chunk: Buffer) => {
+      for (const frame of this.#stream.push(chunk)) {
+        if (settle !== null) {
+          const size = jpegSize(frame);
+          if (size === null || size.width === 0) continue; // not a picture we can describe: wait for one
+          settle.resolve({ frames: [frame], ...size, audio: null });
+          settle = null;
+          continue;
+        }
+        this.emit('frame', frame);
+      }
+    });
+    input.on('end', () => {
+      settle?.reject(new ConfigError('standard input ended before a whole JPEG frame arrived (--video - reads Motion-JPEG)'));
+      settle = null;
+      this.emit('end');
+    });
+  }
+
+  /** The first whole frame (its size describes the stream); sent once the broker has accepted us. */
+  first(): Promise<MediaSource> {
+    return this.#first;
+  }
 }

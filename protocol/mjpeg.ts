@@ -5,6 +5,11 @@
  * Returns views into `data`, not copies. Bytes that are not a whole JPEG are ignored.
  */
 export function splitMjpeg(data: Buffer): Buffer[] {
+  return scanFrames(data).frames;
+}
+
+/** The whole JPEGs in `data`, and where the bytes not yet a whole JPEG begin. */
+function scanFrames(data: Buffer): { frames: Buffer[]; rest: number } {
   const frames: Buffer[] = [];
   let i = 0;
   while (i + 4 <= data.length) {
@@ -17,7 +22,29 @@ export function splitMjpeg(data: Buffer): Buffer[] {
     frames.push(data.subarray(i, end));
     i = end;
   }
-  return frames;
+  return { frames, rest: i };
+}
+
+/**
+ * Motion-JPEG as it arrives from a pipe or a camera: `push` each chunk, get the whole frames it
+ * completes. A frame may span any number of chunks; bytes between frames are skipped. What
+ * grows past `maxFrameBytes` without ending is thrown away (counted in `discarded`).
+ */
+export class MjpegStream {
+  #pending: Buffer = Buffer.alloc(0);
+  discarded = 0;
+  constructor(readonly maxFrameBytes = 16 * 1024 * 1024) {}
+
+  push(chunk: Buffer): Buffer[] {
+    const data = this.#pending.length === 0 ? chunk : Buffer.concat([this.#pending, chunk]);
+    const { frames, rest } = scanFrames(data);
+    this.#pending = data.subarray(rest);
+    if (this.#pending.length > this.maxFrameBytes) {
+      this.discarded++;
+      this.#pending = Buffer.alloc(0);
+    }
+    return frames;
+  }
 }
 
 /** Returns the index just past the EOI of the JPEG whose SOI ends at `p`, or -1. */

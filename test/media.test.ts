@@ -96,3 +96,24 @@ describe('automatic producer IDs', async () => {
     expect((await autoIdentity(ids, [], names(['somehost.lan']))).slot).toBeNull();
   });
 });
+
+describe('MjpegStream (live Motion-JPEG from a pipe)', async () => {
+  const { MjpegStream, splitMjpeg } = await import('../protocol/mjpeg.ts');
+  const { readFileSync } = await import('node:fs');
+  const frames = splitMjpeg(readFileSync('samples/sample.mjpeg')).slice(0, 5);
+  it('gives each whole frame once, however the pipe cuts the bytes, skipping what lies between frames', () => {
+    const all = Buffer.concat(frames.flatMap((f) => [f, Buffer.from('noise')]));
+    for (const size of [1, 7, 1000, 65_536]) {
+      const s = new MjpegStream();
+      const got: Buffer[] = [];
+      for (let i = 0; i < all.length; i += size) got.push(...s.push(all.subarray(i, i + size)));
+      expect(got.map((g) => frames.findIndex((f) => f.equals(g)))).toEqual([0, 1, 2, 3, 4]);
+    }
+  });
+  it('throws away a frame that grows past the limit without ending, and goes on with the next', () => {
+    const s = new MjpegStream(20_000);
+    expect(s.push(Buffer.concat([frames[0].subarray(0, 100), Buffer.alloc(30_000, 0x11)]))).toEqual([]);
+    expect(s.discarded).toBe(1);
+    expect(s.push(frames[1])).toEqual([frames[1]]);
+  });
+});

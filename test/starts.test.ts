@@ -21,7 +21,7 @@ async function startOne(brokerPort: number, seed: number): Promise<number> {
   await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => socket.connect(relay.port, '127.0.0.1', () => r())));
   const client = new FramecastClient({
     socket, clock: () => performance.now(),
-    options: { heartbeatIntervalMs: 1000, leaseIntervals: 3, maxDatagramBytes: 1200, recordDir: null, latencyMs: 120 },
+    options: { heartbeatIntervalMs: 1000, leaseIntervals: 3, maxDatagramBytes: 1200, latencyMs: 120 },
   });
   socket.on('message', (m) => client.link.handleDatagram(m));
   try {
@@ -38,7 +38,7 @@ async function startOne(brokerPort: number, seed: number): Promise<number> {
       };
       // Accepted by its first SUBSCRIBE, by asking again, or by subscribing again in a new session
       // (the broker may end a session whose heartbeats this loss kept from it).
-      client.on('event', (text) => /^(re)?subscribed to 1AAA99/.test(text) && done());
+      client.on('accepted', (sub) => sub.id === 0x1aaa99 && done());
       void client.subscribe(0x1aaa99).then((r) => r.ok && done());
     });
     client.start();

@@ -12,8 +12,14 @@ export class Proc {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   #waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
 
-  /** `wrap` runs the program under another command, e.g. ['ip', 'netns', 'exec', 'fc-b'] (it must exec, keeping the PID). */
-  constructor(script: string, args: string[], env: Record<string, string> = {}, wrap: string[] = []) {
+  /** Standard output as bytes, with `rawStdout` (a program writing media there); otherwise lines. */
+  readonly stdoutBytes: Buffer[] = [];
+
+  /**
+   * `wrap` runs the program under another command, e.g. ['ip', 'netns', 'exec', 'fc-b'] (it must
+   * exec, keeping the PID). `rawStdout`: keep standard output as bytes, not lines.
+   */
+  constructor(script: string, args: string[], env: Record<string, string> = {}, wrap: string[] = [], opts: { rawStdout?: boolean } = {}) {
     const argv = [...wrap, process.execPath, '--import', 'tsx', script, ...args];
     this.child = spawn(argv[0], argv.slice(1), {
       cwd: ROOT,
@@ -25,7 +31,8 @@ export class Proc {
       detached: true,
     });
     this.exited = new Promise((resolve) => this.child.once('exit', (code, signal) => resolve({ code, signal })));
-    this.#collect(this.child.stdout, this.stdoutLines, true);
+    if (opts.rawStdout === true) this.child.stdout.on('data', (b: Buffer) => this.stdoutBytes.push(b));
+    else this.#collect(this.child.stdout, this.stdoutLines, true);
     this.#collect(this.child.stderr, this.stderrLines, true);
     running.add(this);
     void this.exited.then(() => running.delete(this));
