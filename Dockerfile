@@ -11,7 +11,7 @@ COPY session ./session
 COPY broker ./broker
 COPY producer ./producer
 COPY client ./client
-COPY samples/sample.mjpeg samples/sample.wav ./samples/
+COPY samples/*.mjpeg samples/*.wav ./samples/
 # Where clients record (a volume in docker-compose.yml): the node user must be able to write it.
 RUN mkdir -p /app/recordings && chown node:node /app/recordings
 USER node

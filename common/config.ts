@@ -67,6 +67,11 @@ export function parseIdOrAuto(text: string, what = 'producer ID'): number | 'aut
   return text.trim().toLowerCase() === 'auto' ? 'auto' : parseId(text, what);
 }
 
+/** Entry `i` of a comma-separated list (PRODUCER_TITLES, PRODUCER_VIDEO_FILES, ...); '' past its end. */
+export function listEntry(text: string | undefined, i: number): string {
+  return (text ?? '').split(',')[i]?.trim() ?? '';
+}
+
 /** Parses a comma-separated list of producer IDs (PRODUCER_IDS). */
 export function parseIdList(text: string, what: string): number[] {
   return text.split(',').map((s) => s.trim()).filter(Boolean).map((s) => parseId(s, `${what} entry`));

@@ -6,9 +6,11 @@ import { newProgram, parseProgram } from '../common/run.ts';
 export interface ProducerConfig {
   /** `auto`: settled at start from the Compose replica slot (producer/identity.ts). */
   readonly producerId: number | 'auto';
-  /** For `auto`: PRODUCER_IDS and PRODUCER_TITLES, taken by replica slot. */
+  /** For `auto`: PRODUCER_IDS, PRODUCER_TITLES, PRODUCER_VIDEO_FILES and PRODUCER_AUDIO_FILES, taken by replica slot. */
   readonly autoIds: readonly number[];
   readonly autoTitles: readonly string[];
+  readonly autoVideos: readonly string[];
+  readonly autoAudios: readonly string[];
   readonly broker: { readonly host: string; readonly port: number };
   readonly videoPath: string;
   readonly audioPath: string | null;
@@ -42,6 +44,8 @@ interface Flags extends SharedOptions {
   logFile?: string;
 }
 
+const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim());
+
 /** Flags, then the environment, then .env: one frozen, validated config. */
 export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
   loadEnv();
@@ -66,7 +70,9 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
   return Object.freeze({
     producerId: o.id,
     autoIds: o.id === 'auto' ? parseIdList(process.env.PRODUCER_IDS ?? '', 'PRODUCER_IDS') : [],
-    autoTitles: o.id === 'auto' ? (process.env.PRODUCER_TITLES ?? '').split(',').map((s) => s.trim()) : [],
+    autoTitles: o.id === 'auto' ? list(process.env.PRODUCER_TITLES) : [],
+    autoVideos: o.id === 'auto' ? list(process.env.PRODUCER_VIDEO_FILES) : [],
+    autoAudios: o.id === 'auto' ? list(process.env.PRODUCER_AUDIO_FILES) : [],
     broker: brokerAddress(o.broker),
     videoPath: o.video,
     audioPath: o.audio === false ? null : o.audio,

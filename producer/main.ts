@@ -11,9 +11,13 @@ await runMain('producer', async (run) => {
   const config = loadProducerConfig(process.argv);
   // `--video -`: Motion-JPEG from standard input, each frame sent as it arrives; the first one
   // gives the picture's size for the announcement.
-  const live = config.videoPath === '-' ? new LiveInput(process.stdin) : null;
-  const source = live === null ? loadSource(config.videoPath, config.audioPath, config.fps) : await live.first();
   const auto = config.producerId === 'auto' ? await autoIdentity(config.autoIds, config.autoTitles) : null;
+  // A replica slot's own sample, where PRODUCER_VIDEO_FILES (and PRODUCER_AUDIO_FILES) list one.
+  const slot = (auto?.slot ?? 0) - 1;
+  const videoPath = (slot >= 0 && config.autoVideos[slot]) || config.videoPath;
+  const audioPath = config.audioPath === null ? null : (slot >= 0 && config.autoAudios[slot]) || config.audioPath;
+  const live = videoPath === '-' ? new LiveInput(process.stdin) : null;
+  const source = live === null ? loadSource(videoPath, audioPath, config.fps) : await live.first();
   const producerId = auto?.id ?? (config.producerId as number);
   const title = config.title ?? auto?.title ?? `Producer ${formatProducerId(producerId)}`;
   const log = createLogger('producer', config.logLevel, config.logFile, { format: config.logFormat }).child({ producer: formatProducerId(producerId) });

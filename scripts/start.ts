@@ -10,7 +10,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { ConfigError, loadEnv, parseIdList, parsePort, parseProducerSecrets } from '../common/config.ts';
+import { ConfigError, listEntry, loadEnv, parseIdList, parsePort, parseProducerSecrets } from '../common/config.ts';
 import { runMain } from '../common/run.ts';
 import { formatProducerId } from '../protocol/ids.ts';
 import { loadBrokerConfig } from '../broker/config.ts';
@@ -46,21 +46,24 @@ await runMain('start', async () => {
   const port = parsePort(env.BROKER_PORT ?? '5000', 'BROKER_PORT', false);
   const ids = parseIdList(env.PRODUCER_IDS ?? '1AAA99,2BBB88,3CCC77', 'PRODUCER_IDS');
   if (ids.length === 0) throw new ConfigError('PRODUCER_IDS names no producer');
-  const titles = (env.PRODUCER_TITLES ?? '').split(',').map((s) => s.trim());
   const secrets = parseProducerSecrets(env.PRODUCER_SECRETS);
   const broker = `127.0.0.1:${port}`;
   const node = ['node', 'x'];
   const brokerArgs = ['--port', String(port), '--host', '127.0.0.1', '--log-file', 'logs/broker.log'];
   const producerArgs = (id: number, i: number): string[] => {
     const name = formatProducerId(id);
-    return ['--id', name, '--broker', broker, '--title', titles[i] || `Producer ${name}`, '--log-file', `logs/producer-${name}.log`];
+    // Each producer's own sample where .env lists them (three different streams by default).
+    const video = listEntry(env.PRODUCER_VIDEO_FILES, i);
+    const audio = listEntry(env.PRODUCER_AUDIO_FILES, i);
+    return ['--id', name, '--broker', broker, '--title', listEntry(env.PRODUCER_TITLES, i) || `Producer ${name}`,
+      ...(video ? ['--video', video] : []), ...(audio ? ['--audio', audio] : []), '--log-file', `logs/producer-${name}.log`];
   };
   const clientArgs = ['--broker', broker, '--log-file', 'logs/client.log'];
   check('broker', () => loadBrokerConfig([...node, ...brokerArgs]));
-  check('producer', () => {
-    const c = loadProducerConfig([...node, ...producerArgs(ids[0], 0)]);
+  ids.forEach((id, i) => check('producer', () => {
+    const c = loadProducerConfig([...node, ...producerArgs(id, i)]);
     return loadSource(c.videoPath, c.audioPath, c.fps);
-  });
+  }));
   check('client', () => loadClientConfig([...node, ...clientArgs]));
   // The port, tried as the broker will bind it: a busy one is named before anything starts.
   await new Promise<void>((resolve, reject) => {

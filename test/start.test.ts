@@ -1,4 +1,6 @@
 import dgram from 'node:dgram';
+import { readFileSync } from 'node:fs';
+import { splitMjpeg } from '../protocol/index.ts';
 import { describe, expect, it } from 'vitest';
 import { freeUdpPort, Proc } from './helpers/procs.ts';
 
@@ -44,5 +46,30 @@ describe('npm start tells the truth', () => {
       s.bind(port, '127.0.0.1', () => resolve());
     });
     s.close();
+  });
+
+  it('three different streams, watched live: npm start, then view, then the page\'s API', async () => {
+    const port = await freeUdpPort();
+    const start = new Proc('scripts/start.ts', [], { BROKER_PORT: String(port) });
+    await start.waitFor(/^Framecast: broker on 127\.0\.0\.1:\d+, producers 1AAA99, 2BBB88, 3CCC77/, 15_000);
+    start.write('view');
+    const [, url] = await start.waitFor(/^live view: (http:\/\/127\.0\.0\.1:\d+\/)$/);
+    const samples: Record<string, Buffer[]> = {
+      '1AAA99': splitMjpeg(readFileSync('samples/sample.mjpeg')),
+      '2BBB88': splitMjpeg(readFileSync('samples/bars.mjpeg')),
+      '3CCC77': splitMjpeg(readFileSync('samples/night.mjpeg')),
+    };
+    for (const id of Object.keys(samples)) {
+      const r = await fetch(`${url}api/subscribe`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ id }) });
+      expect(r.status).toBe(200);
+    }
+    for (const id of Object.keys(samples)) {
+      await expect.poll(async () => (await fetch(`${url}snapshot/${id}.jpg`)).status, { timeout: 10_000 }).toBe(200);
+      const snap = Buffer.from(await (await fetch(`${url}snapshot/${id}.jpg`)).arrayBuffer());
+      // Each producer streams its own sample: the snapshot is a frame of it, and of no other.
+      for (const [other, otherFrames] of Object.entries(samples)) expect(otherFrames.some((f) => f.equals(snap))).toBe(other === id);
+    }
+    start.child.stdin.end();
+    expect((await start.exited).code).toBe(0);
   });
 });
