@@ -1,11 +1,12 @@
 import { Option } from 'commander';
 import { loadEnv, parseId, parseIntIn, parseListen, parseNumberIn, parsePort, type LogLevel } from '../common/config.ts';
-import { addBrokerOption, addLatencyOption, addPassphraseOption, addSharedOptions, brokerAddress, valueOption, type SharedOptions } from '../common/options.ts';
+import { addBrokerOption, addLatencyOption, addPassphraseOption, addSharedOptions, brokerAddresses, valueOption, type SharedOptions } from '../common/options.ts';
 import type { LogFormat } from '../common/logger.ts';
 import { newProgram, option, parseProgram } from '../common/run.ts';
 
 export interface ClientConfig {
-  readonly broker: { readonly host: string; readonly port: number };
+  /** One broker, or several to move between when the one in use stops answering. */
+  readonly brokers: readonly { readonly host: string; readonly port: number }[];
   readonly localPort: number;
   readonly subscribe: readonly number[];
   readonly durationS: number | null;
@@ -34,7 +35,7 @@ export interface ClientConfig {
 export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
 interface Flags extends SharedOptions {
-  broker?: { host: string; port: number };
+  broker?: { host: string; port: number }[];
   port: number;
   subscribe: number[];
   duration?: number;
@@ -73,7 +74,7 @@ export function loadClientConfig(argv: readonly string[]): ClientConfig {
   parseProgram(program, argv);
   const o = program.opts<Flags>();
   return Object.freeze({
-    broker: brokerAddress(o.broker),
+    brokers: brokerAddresses(o.broker),
     localPort: o.port,
     subscribe: Object.freeze([...o.subscribe]),
     durationS: o.duration ?? null,

@@ -26,11 +26,11 @@ await runMain('client', async (main) => {
   const log = createLogger('client', atPrompt && config.logLevel === 'info' ? 'warn' : config.logLevel, config.logFile,
     { format: config.logFormat, ...(atPrompt ? { to: (line: string) => printLine(line) } : {}) });
   main.log = log;
-  const { socket, name, resolved } = await connectToBroker(config.broker.host, config.broker.port, config.localPort);
-  const brokerName = `${config.broker.host}:${config.broker.port}`;
+  const { socket, name, resolved } = await connectToBroker(config.brokers, config.localPort);
+  const brokerName = `${name.current.host}:${name.current.port}`;
   if (!resolved) log.warn({ broker: brokerName }, 'the broker name does not resolve yet; looking it up again until it does');
   socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
-  log.info({ localPort: socket.address().port, broker: `${config.broker.host}:${config.broker.port}` }, 'socket connected to broker');
+  log.info({ localPort: socket.address().port, broker: brokerName }, 'socket connected to broker');
   const client = new FramecastClient({
     socket, clock: () => performance.now(),
     options: { heartbeatIntervalMs: config.heartbeatIntervalMs, leaseIntervals: config.leaseIntervals, maxDatagramBytes: config.maxDatagramBytes, latencyMs: config.latencyMs, passphrase: config.passphrase },
@@ -79,9 +79,16 @@ await runMain('client', async (main) => {
     if (config.durationS === null) say(`live view: ${url}`);
     else out.write(`live view: ${url}\n`);
   }
-  followBrokerName(client.link, name, (address) => {
-    log.info({ address }, 'the broker name resolves to a new address: following it');
-    say(`the broker name ${config.broker.host} resolves to ${address} now: following it`);
+  followBrokerName(client.link, name, {
+    failoverAfterMs: config.heartbeatIntervalMs * config.leaseIntervals,
+    onMoved: (address) => {
+      log.info({ address }, 'the broker name resolves to a new address: following it');
+      say(`the broker name ${name.current.host} resolves to ${address} now: following it`);
+    },
+    onFailover: (to) => {
+      log.info({ broker: `${to.host}:${to.port}` }, 'moving to the next broker');
+      say(`the broker does not answer: moving to the next one, ${to.host}:${to.port}`);
+    },
   });
   const rcv = enlargeReceiveBuffer(socket, config.receiveBufferBytes);
   if (rcv.short) {
@@ -183,7 +190,7 @@ await runMain('client', async (main) => {
   }
   rl = readline.createInterface({ input: process.stdin, output: out, terminal: interactive, prompt: 'framecast> ' });
   if (interactive) {
-    say(`connected to broker ${config.broker.host}:${config.broker.port}; type help for commands`);
+    say(`connected to broker ${brokerName}${name.count > 1 ? ` (then ${config.brokers.slice(1).map((b) => `${b.host}:${b.port}`).join(', ')} if it stops answering)` : ''}; type help for commands`);
     rl.prompt();
   }
   // Commands run one at a time, in the order typed or piped.

@@ -102,6 +102,13 @@ export function parseEndpoint(text: string, what = 'broker address'): { host: st
   return { host: m[1] ?? m[2], port: parsePort(m[3], `${what} port`, false) };
 }
 
+/** Parses one broker or several, comma-separated: `a:5000,b:5000`. */
+export function parseEndpoints(text: string, what = 'broker address'): { host: string; port: number }[] {
+  const list = text.split(',').map((t) => t.trim()).filter((t) => t !== '').map((t) => parseEndpoint(t, what));
+  if (list.length === 0) throw new ConfigError(`${what} must be host:port[,host:port...], got '${text}'`);
+  return list;
+}
+
 /**
  * Parses where to listen for HTTP, `[host:]port`: a bare port means 127.0.0.1, so nothing is
  * exposed unless asked; port 0 takes any free one; '' or `off` means not at all (false).

@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { DEFAULT_MAX_DATAGRAM_BYTES } from '../protocol/constants.ts';
-import { ConfigError, parseDatagramBytes, parseEndpoint, parseIntIn, parseLogLevel, type LogLevel } from './config.ts';
+import { ConfigError, parseDatagramBytes, parseEndpoints, parseIntIn, parseLogLevel, type LogLevel } from './config.ts';
 import { LOG_FORMATS, type LogFormat } from './logger.ts';
 import { option } from './run.ts';
 
@@ -83,14 +83,14 @@ export function addPassphraseOption(program: Command, help: string): Command {
  * then, so the flag overrides them however wrong they are), else 127.0.0.1:5000.
  */
 export function addBrokerOption(program: Command): Command {
-  return program.addOption(new Option('--broker <host:port>', 'broker address (default: BROKER_HOST:BROKER_PORT, else 127.0.0.1:5000)')
-    .argParser(option((v) => parseEndpoint(v))));
+  return program.addOption(new Option('--broker <host:port,...>', 'the broker, or several to move between: the next is tried when the one in use stops answering for a lease (default: BROKER_HOST:BROKER_PORT, where BROKER_HOST may list several, else 127.0.0.1:5000)')
+    .argParser(option((v) => parseEndpoints(v))));
 }
 
-/** The broker address: the flag's, or the environment's. */
-export function brokerAddress(flag: { host: string; port: number } | undefined): { host: string; port: number } {
+/** The brokers: the flag's, or the environment's (BROKER_HOST may list several, each with BROKER_PORT unless it names its own). */
+export function brokerAddresses(flag: { host: string; port: number }[] | undefined): { host: string; port: number }[] {
   if (flag !== undefined) return flag;
-  const host = process.env.BROKER_HOST ?? '127.0.0.1';
   const port = process.env.BROKER_PORT ?? '5000';
-  return parseEndpoint(`${host}:${port}`, 'BROKER_HOST:BROKER_PORT');
+  const hosts = (process.env.BROKER_HOST ?? '127.0.0.1').split(',').map((h) => h.trim()).filter((h) => h !== '');
+  return parseEndpoints(hosts.map((h) => (/^(\[[^\]]+\]|[^:]+):\d+$/.test(h) ? h : `${h}:${port}`)).join(','), 'BROKER_HOST:BROKER_PORT');
 }

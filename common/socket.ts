@@ -3,14 +3,22 @@ import dns from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { literalFirstLookup } from './net.ts';
 
+/** Where a broker listens: a name or an address, and a port. */
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
 /**
  * A UDP socket connected to the broker: the kernel then delivers only the broker's datagrams,
  * and an ICMP port-unreachable surfaces as an error instead of silence. A name that does not
  * resolve yet (a broker container not started, a DNS record not there) is not fatal: the
  * socket stays bound, `resolved` is false, and the name is looked up again while the broker
- * does not answer (`followBrokerName`). A local port that cannot be bound is.
+ * does not answer (`followBrokerName`). A local port that cannot be bound is. With several
+ * brokers, the socket is connected to the first; `followBrokerName` moves it along the list.
  */
-export async function connectToBroker(host: string, port: number, localPort = 0): Promise<{ socket: dgram.Socket; name: BrokerName; resolved: boolean }> {
+export async function connectToBroker(brokers: readonly Endpoint[], localPort = 0): Promise<{ socket: dgram.Socket; name: BrokerName; resolved: boolean }> {
+  const { host } = brokers[0];
   const family = isIP(host) === 6 || (isIP(host) === 0 && host.includes(':')) ? 'udp6' : 'udp4';
   const socket = dgram.createSocket({ type: family, lookup: literalFirstLookup });
   await new Promise<void>((resolve, reject) => {
@@ -23,47 +31,86 @@ export async function connectToBroker(host: string, port: number, localPort = 0)
     socket.close();
     throw new Error(`cannot bind UDP port ${localPort}: ${err.code ?? err.message}`);
   });
-  const name = new BrokerName(socket, host, port);
+  const name = new BrokerName(socket, brokers);
   const resolved = isIP(host) !== 0 ? await name.connect(host) : (await name.follow()) !== null;
   return { socket, name, resolved };
 }
 
 /** What followBrokerName needs of a session (BrokerSession). */
 export interface MovableLink {
-  on(event: 'quiet', listener: () => void): unknown;
+  on(event: 'quiet' | 'unreachable', listener: () => void): unknown;
+  readonly reachable: boolean;
   brokerMoved(): void;
 }
 
+export interface FollowOptions {
+  /** The broker's name resolves to a new address: the socket follows it. */
+  readonly onMoved: (address: string) => void;
+  /** The broker in use has not answered for `failoverAfterMs`: the socket moves to the next in the list. */
+  readonly onFailover?: (to: Endpoint) => void;
+  /** Silence after which the next broker of the list is tried: a lease (heartbeat × lease intervals). */
+  readonly failoverAfterMs: number;
+  readonly clock?: () => number;
+}
+
 /**
- * Each time a heartbeat goes unanswered, looks the broker's name up again; when it moved, the
- * socket follows and the link opens a session there at once (PROTOCOL.md §5.1).
+ * Keeps the link on a broker that answers (PROTOCOL.md §5.1). At each unanswered heartbeat the
+ * broker's name is looked up again; when it moved, the socket follows and the link opens a
+ * session there at once. With several brokers, when the one in use has not answered for a
+ * lease (it counts as unreachable), the socket moves to the next in the list, and on along it
+ * each lease of silence; a new session there makes producers announce and clients resubscribe.
  */
-export function followBrokerName(link: MovableLink, name: BrokerName, onMoved: (address: string) => void): void {
-  link.on('quiet', () => {
-    void name.follow().then((address) => {
-      if (address === null) return;
-      onMoved(address);
+export function followBrokerName(link: MovableLink, name: BrokerName, opts: FollowOptions): void {
+  const clock = opts.clock ?? (() => performance.now());
+  let movedMs = clock();
+  const failover = (): void => {
+    if (name.count < 2 || link.reachable || clock() - movedMs < opts.failoverAfterMs) return;
+    movedMs = clock();
+    void name.next().then((to) => {
+      if (to === null) return;
+      opts.onFailover?.(to);
       link.brokerMoved();
     });
+  };
+  link.on('quiet', () => {
+    void name.follow().then((address) => {
+      if (address !== null) {
+        opts.onMoved(address);
+        link.brokerMoved();
+      } else {
+        failover();
+      }
+    });
   });
+  link.on('unreachable', failover);
 }
 
 /**
  * Keeps a socket connected to the broker's name rather than to the address it first had
  * (PROTOCOL.md §5.1): `follow()` looks the name up again and, when it now resolves elsewhere
  * (a recreated container, a rescheduled pod, a changed DNS record), connects the socket there.
- * The socket keeps its local port. A literal IP address is never looked up.
+ * With a list of brokers, `next()` moves the socket to the next one. The socket keeps its
+ * local port. A literal IP address is never looked up.
  */
 export class BrokerName {
   readonly #socket: dgram.Socket;
-  readonly #host: string;
-  readonly #port: number;
+  readonly #brokers: readonly Endpoint[];
+  #index = 0;
   #looking = false;
 
-  constructor(socket: dgram.Socket, host: string, port: number) {
+  constructor(socket: dgram.Socket, brokers: readonly Endpoint[]) {
     this.#socket = socket;
-    this.#host = host;
-    this.#port = port;
+    this.#brokers = brokers;
+  }
+
+  /** How many brokers there are to move between. */
+  get count(): number {
+    return this.#brokers.length;
+  }
+
+  /** The broker in use. */
+  get current(): Endpoint {
+    return this.#brokers[this.#index];
   }
 
   /** The address the socket is connected to now. */
@@ -77,11 +124,11 @@ export class BrokerName {
 
   /** Resolves with the new address when the socket was moved to one, else null (same address, a literal, a failed lookup). */
   async follow(): Promise<string | null> {
-    if (isIP(this.#host) !== 0 || this.#looking) return null;
+    const { host } = this.current;
+    if (isIP(host) !== 0 || this.#looking) return null;
     this.#looking = true;
     try {
-      const family = this.#socket.address().family === 'IPv6' ? 6 : 4;
-      const { address } = await dns.lookup(this.#host, { family });
+      const address = await this.#resolve(host);
       if (address === this.address) return null;
       return (await this.connect(address)) ? address : null;
     } catch {
@@ -91,7 +138,24 @@ export class BrokerName {
     }
   }
 
-  /** Connects the socket to `address` (an IP), leaving any earlier one; false when it cannot. */
+  /** Moves the socket to the next broker of the list; resolves with it, or null when it cannot be reached now (tried again later). */
+  async next(): Promise<Endpoint | null> {
+    if (this.#brokers.length < 2) return null;
+    this.#index = (this.#index + 1) % this.#brokers.length;
+    const to = this.current;
+    try {
+      return (await this.connect(isIP(to.host) !== 0 ? to.host : await this.#resolve(to.host))) ? to : null;
+    } catch {
+      return null;
+    }
+  }
+
+  async #resolve(host: string): Promise<string> {
+    const family = this.#socket.address().family === 'IPv6' ? 6 : 4;
+    return (await dns.lookup(host, { family })).address;
+  }
+
+  /** Connects the socket to `address` (an IP) at the current broker's port, leaving any earlier one; false when it cannot. */
   async connect(address: string): Promise<boolean> {
     try {
       this.#socket.disconnect();
@@ -101,7 +165,7 @@ export class BrokerName {
     return new Promise<boolean>((resolve) => {
       const fail = (): void => resolve(false);
       this.#socket.once('error', fail);
-      this.#socket.connect(this.#port, address, () => {
+      this.#socket.connect(this.current.port, address, () => {
         this.#socket.off('error', fail);
         resolve(true);
       });

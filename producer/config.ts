@@ -1,5 +1,5 @@
 import { ConfigError, loadEnv, parseIdList, parseIdOrAuto, parseIntIn, parseNumberIn, type LogLevel } from '../common/config.ts';
-import { addBrokerOption, addLatencyOption, addPassphraseOption, addSharedOptions, brokerAddress, valueOption, type SharedOptions } from '../common/options.ts';
+import { addBrokerOption, addLatencyOption, addPassphraseOption, addSharedOptions, brokerAddresses, valueOption, type SharedOptions } from '../common/options.ts';
 import type { LogFormat } from '../common/logger.ts';
 import { newProgram, parseProgram } from '../common/run.ts';
 
@@ -11,7 +11,8 @@ export interface ProducerConfig {
   readonly autoTitles: readonly string[];
   readonly autoVideos: readonly string[];
   readonly autoAudios: readonly string[];
-  readonly broker: { readonly host: string; readonly port: number };
+  /** One broker, or several to move between when the one in use stops answering. */
+  readonly brokers: readonly { readonly host: string; readonly port: number }[];
   readonly videoPath: string;
   readonly audioPath: string | null;
   /** null: `Producer <ID>`, or the replica slot's title for `auto`. */
@@ -32,7 +33,7 @@ export interface ProducerConfig {
 
 interface Flags extends SharedOptions {
   id?: number | 'auto';
-  broker?: { host: string; port: number };
+  broker?: { host: string; port: number }[];
   video: string;
   audio: string | false;
   title?: string;
@@ -73,7 +74,7 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
     autoTitles: o.id === 'auto' ? list(process.env.PRODUCER_TITLES) : [],
     autoVideos: o.id === 'auto' ? list(process.env.PRODUCER_VIDEO_FILES) : [],
     autoAudios: o.id === 'auto' ? list(process.env.PRODUCER_AUDIO_FILES) : [],
-    broker: brokerAddress(o.broker),
+    brokers: brokerAddresses(o.broker),
     videoPath: o.video,
     audioPath: o.audio === false ? null : o.audio,
     title: o.title ?? null,

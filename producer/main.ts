@@ -24,8 +24,8 @@ await runMain('producer', async (run) => {
   run.log = log;
   if (auto !== null && auto.slot !== null) log.info({ container: auto.name, slot: auto.slot }, `ID ${formatProducerId(producerId)} by replica slot ${auto.slot}${auto.slot <= config.autoIds.length ? ' (PRODUCER_IDS)' : ' (from the container name)'}`);
   if (auto !== null && auto.slot === null) log.warn({ host: auto.name }, 'ID from the host name: no replica name found, so a recreated container gets a new ID');
-  const { socket, name, resolved } = await connectToBroker(config.broker.host, config.broker.port);
-  const brokerName = `${config.broker.host}:${config.broker.port}`;
+  const { socket, name, resolved } = await connectToBroker(config.brokers);
+  const brokerName = `${name.current.host}:${name.current.port}`;
   if (!resolved) log.warn({ broker: brokerName }, 'the broker name does not resolve yet; looking it up again until it does');
   // ICMP port unreachable while the broker is down: expected, and healed by heartbeats.
   socket.on('error', (err) => log.debug({ err: err.message }, 'socket error'));
@@ -38,8 +38,12 @@ await runMain('producer', async (run) => {
     },
   });
   socket.on('message', (msg) => producer.link.handleDatagram(msg));
-  followBrokerName(producer.link, name, (address) => log.warn({ broker: brokerName, address }, 'the broker name resolves to a new address: following it'));
-  producer.on('announced', () => log.info({ broker: `${config.broker.host}:${config.broker.port}`, title }, 'announced'));
+  followBrokerName(producer.link, name, {
+    failoverAfterMs: config.heartbeatIntervalMs * config.leaseIntervals,
+    onMoved: (address) => log.warn({ broker: `${name.current.host}:${name.current.port}`, address }, 'the broker name resolves to a new address: following it'),
+    onFailover: (to) => log.warn({ broker: `${to.host}:${to.port}` }, 'the broker does not answer: moving to the next in the list'),
+  });
+  producer.on('announced', () => log.info({ broker: `${name.current.host}:${name.current.port}`, title }, 'announced'));
   producer.on('refused', (why) => log.warn({ why }, 'announce refused'));
   producer.on('brokerUnreachable', () => log.warn('broker unreachable; retrying'));
   producer.on('brokerReachable', () => log.info('broker reachable again'));

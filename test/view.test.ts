@@ -105,6 +105,21 @@ describe('the live view over HTTP', () => {
     expect(snap.type).toBe('image/jpeg');
     expect(SAMPLE_FRAMES.some((f) => f.equals(snap.body))).toBe(true);
 
+    // The sound, live: a WAV header (mu-law, 8 kHz, as the sample) and then the chunks as they come.
+    const wav = await new Promise<Buffer>((resolve, reject) => http.get(`${url}audio/1AAA99.wav`, (res) => {
+      let got = Buffer.alloc(0);
+      res.on('data', (b: Buffer) => {
+        got = Buffer.concat([got, b]);
+        if (got.length >= 44 + 2000) {
+          res.destroy();
+          resolve(got);
+        }
+      });
+    }).on('error', reject));
+    expect(wav.subarray(0, 4).toString('latin1')).toBe('RIFF');
+    expect(wav.readUInt16LE(20)).toBe(7); // mu-law
+    expect(wav.readUInt32LE(24)).toBe(8000);
+
     for (const path of ['stream/2BBB88.mjpg', 'snapshot/ZZ.jpg', 'nothing-here']) {
       const r = await get(`${url}${path}`);
       expect(r.status).toBe(404);
