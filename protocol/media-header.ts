@@ -37,6 +37,7 @@ export const mediaFragIndex = (d: Buffer): number => u16(d, MediaOffset.FRAG_IND
 export const mediaFragCount = (d: Buffer): number => u16(d, MediaOffset.FRAG_COUNT);
 export const mediaSeq = (d: Buffer): number => u32(d, MediaOffset.SEQ);
 export const mediaFrameNo = (d: Buffer): number => u32(d, MediaOffset.FRAME_NO);
+export const mediaTimestampMs = (d: Buffer): number => u32(d, MediaOffset.TIMESTAMP_MS);
 export const mediaFrameBytes = (d: Buffer): number => u32(d, MediaOffset.FRAME_BYTES);
 export const mediaFragOffset = (d: Buffer): number => u32(d, MediaOffset.FRAG_OFFSET);
 /** The first fragment of its frame. */
