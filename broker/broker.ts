@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import {
-  clearMediaToken, clearRetransmit, isFrameStart, isMedia, isRetransmit, mediaFrameNo,
+  clearMediaToken, clearRetransmit, isFrameStart, isMedia, isRetransmit, mediaEpoch, mediaFrameNo,
   mediaProducerId, mediaSeq, mediaTrack,
 } from '../protocol/media-header.ts';
 import {
@@ -9,7 +9,7 @@ import {
 } from '../protocol/constants.ts';
 import {
   checkMedia, decode, encodeControl, peekType, type Message, type AckDetail, type ControlMessage,
-  type HelloMessage, type PathResponseMessage, type NoticeMessage,
+  type HelloMessage, type PathResponseMessage, type NoticeMessage, type SubscribeMessage,
 } from '../protocol/codec.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import { DatagramLog } from '../protocol/history.ts';
@@ -25,6 +25,9 @@ import { DEFAULT_BROKER_OPTIONS, type BrokerOptions } from './options.ts';
 import { CacheBudget, planMemory, type MemoryPlan } from './memory.ts';
 import { LoadGovernor } from './load.ts';
 import { UplinkRepair } from './uplink.ts';
+import type { UpstreamLink } from './upstream.ts';
+import { FrameGate } from '../protocol/frame-gate.ts';
+import { FrameOpener } from '../protocol/frame-seal.ts';
 import type { BrokerContext } from './handlers/context.ts';
 import { handleAnnounce } from './handlers/announce.ts';
 import { handleGoodbye } from './handlers/goodbye.ts';
@@ -155,13 +158,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   readonly #peers: PeerSockets | null;
   readonly #ingress: Ingress | null;
+  readonly #upstream: UpstreamLink | null;
+  /** SUBSCRIBEs waiting for the upstream broker's answer, by producer ID (PROTOCOL.md §5.6). */
+  readonly #awaitingUpstream = new Map<number, { s: PeerSession; m: SubscribeMessage }[]>();
   readonly #fanout: Fanout | null;
 
   constructor(args: {
     socket: DatagramSocket; clock: Clock; options?: Partial<BrokerOptions>; secret?: Buffer; peers?: PeerSockets; fanout?: Fanout; ingress?: Ingress;
+    /** An edge's upstream broker (PROTOCOL.md §5.6): IDs nobody produces here are subscribed to there. */
+    upstream?: UpstreamLink;
   }) {
     super();
     this.#socket = args.socket;
+    this.#upstream = args.upstream ?? null;
     this.#peers = args.peers ?? null;
     this.#ingress = args.ingress ?? null;
     this.#fanout = args.fanout ?? null;
@@ -180,8 +189,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#cacheBudget = new CacheBudget(plan.cacheBytes, this.options.maxCacheBytesPerProducer);
     this.#load = new LoadGovernor(this.options);
     this.#uplink = new UplinkRepair(this.#uplinkBudgetMs, this.counters, {
-      sendNak: (ch, nak) => this.#reply(ch.producer!.session, nak),
-      wanted: (ch) => ch.producer !== null && ch.producer.online && this.#sessionLive(ch.producer.session) && ch.subscribers.length > 0,
+      sendNak: (ch, nak) => (ch.producer!.session === null ? this.#upstream?.nak(nak) : this.#reply(ch.producer!.session, nak)),
+      wanted: (ch) => ch.producer !== null && ch.producer.online && ch.subscribers.length > 0 && (ch.producer.session === null || this.#sessionLive(ch.producer.session)),
       paused: () => this.#load.overloaded,
     });
     const broker = this;
@@ -208,6 +217,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
         if (s.ingress === null && s.client?.out == null) s.ingress = this.#ingress?.open(s.address, s.port) ?? null;
       },
       takeRetransmit: (ip, rate) => this.#retransmitRate.allow(ip, this.#clock(), rate),
+      askUpstream: (s, m) => this.#askUpstream(s, m),
+      releaseUpstream: (id) => {
+        this.#upstream?.release(id);
+        this.#channels.get(id)!.gate = null;
+      },
       dropControl: (code) => this.#dropControl(code),
     };
   }
@@ -323,7 +337,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       case MessageType.ANNOUNCE: return handleAnnounce(this.#ctx, m, s);
       case MessageType.SUBSCRIBE: return handleSubscribe(this.#ctx, m, s);
       case MessageType.UNSUBSCRIBE: return handleUnsubscribe(this.#ctx, m, s);
-      case MessageType.LIST: return this.#reply(s, this.#listReply(m.requestId), this.options.maxReplyBytes);
+      case MessageType.LIST: return this.#list(s, m.requestId);
       case MessageType.STATS: return this.#reply(s, { type: MessageType.STATS_REPLY, producerId: 0, requestId: m.requestId, stats: this.statsSnapshot() }, this.options.maxReplyBytes);
       case MessageType.HEARTBEAT: return handleHeartbeat(this.#ctx, m, s);
       case MessageType.GOODBYE: return handleGoodbye(this.#ctx, m, s);
@@ -332,16 +346,22 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
   }
 
-  #forwardMedia(msg: Buffer, rinfo: RemoteInfo): void {
-    const c = this.counters;
+  /** The channel a MEDIA datagram names once its header checks (undefined: none); null, counted, when it does not check. */
+  #mediaChannel(msg: Buffer): Channel | undefined | null {
     const err = checkMedia(msg);
     if (err !== null) {
-      c.countDrop(err);
-      return;
+      this.counters.countDrop(err);
+      return null;
     }
-    const ch = this.#channels.get(mediaProducerId(msg));
+    return this.#channels.get(mediaProducerId(msg));
+  }
+
+  #forwardMedia(msg: Buffer, rinfo: RemoteInfo): void {
+    const c = this.counters;
+    const ch = this.#mediaChannel(msg);
+    if (ch === null) return;
     const p = ch?.producer;
-    if (ch === undefined || p == null || !this.#sessionLive(p.session)) {
+    if (ch === undefined || p == null || p.session === null || !this.#sessionLive(p.session)) {
       // Not announced (a restarted broker): nudge the sender to open a session, at most 10 times a second.
       c.countDrop('FC_DROP_UNKNOWN_PRODUCER');
       this.#hintUnknown(0, mediaProducerId(msg), rinfo);
@@ -367,18 +387,68 @@ export class Broker extends EventEmitter<BrokerEvents> {
       clearRetransmit(msg);
       c.uplinkRepairsIn++;
     }
+    c.mediaIn++;
+    // Gaps in the producer's seqs are tracked for every datagram, shed or not (PROTOCOL.md §3.6).
+    if (ch.subscribers.length > 0 && this.options.latencyMs > 0) this.#uplink.record(ch, msg, track, this.#clock());
+    this.#fanOut(ch, msg, track, repair);
+  }
+
+  /**
+   * An edge's MEDIA from its upstream broker (PROTOCOL.md §5.6). Gaps are tracked as datagrams
+   * arrive, so what is missing is asked for while the frame waits; the datagrams go out only as
+   * whole frames whose producer's signature verifies, so nothing forged on the upstream link is
+   * multiplied. They go out byte for byte as received; a repair goes on as an ordinary datagram,
+   * and the join replay that precedes the live stream keeps its RETRANSMIT flag.
+   */
+  feedUpstream(msg: Buffer): void {
+    const c = this.counters;
+    c.datagramsIn++;
+    c.bytesIn += msg.length;
+    const ch = this.#mediaChannel(msg);
+    if (ch === null) return;
+    const p = ch?.producer;
+    if (ch === undefined || p == null || p.session !== null || ch.gate === null || mediaEpoch(msg) !== p.epoch) {
+      c.countDrop('FC_DROP_UNKNOWN_PRODUCER');
+      return;
+    }
+    const track = mediaTrack(msg);
+    const now = this.#clock();
+    const retransmit = isRetransmit(msg);
+    if (!retransmit) ch.upstreamLive[track] = true;
+    if (ch.subscribers.length > 0 && this.options.latencyMs > 0 && (!retransmit || ch.upstreamLive[track])) this.#uplink.record(ch, msg, track, now);
+    const forged = ch.gate.counters.framesForged;
+    const released = ch.gate.push(msg, now);
+    c.framesForgedUpstream += ch.gate.counters.framesForged - forged;
+    for (let i = 0; i < released.length; i++) {
+      const d = released[i];
+      if (!ch.seqSeen[track].accept(mediaSeq(d))) {
+        c.countDrop('FC_DROP_REPLAY');
+        continue;
+      }
+      // A repair of what this edge asked for: an ordinary datagram from here on.
+      const repair = isRetransmit(d);
+      if (repair && ch.upstreamLive[track]) {
+        clearRetransmit(d);
+        c.uplinkRepairsIn++;
+      }
+      c.mediaIn++;
+      this.#fanOut(ch, d, track, repair);
+    }
+  }
+
+  /** The forwarding both paths share: the lease, the instant-join cache, shedding, the NAK history, the fan-out. */
+  #fanOut(ch: Channel, msg: Buffer, track: number, repair: boolean): void {
+    const c = this.counters;
+    const p = ch.producer!;
     p.mediaSinceSweep = true; // the lease, renewed by the next sweep
     if (!p.online) this.#setOnline(ch);
     if (track === Track.VIDEO) ch.cacheVideo(msg, repair);
-    c.mediaIn++;
     ch.mediaCount++;
     ch.mediaBytes += msg.length;
     const subs = ch.subscribers;
     const n = subs.length;
     if (n === 0) return; // nobody watches: nothing to send, nothing anyone could NAK
     const now = this.#clock();
-    // Gaps in the producer's seqs are tracked for every datagram, shed or not (PROTOCOL.md §3.6).
-    if (this.options.latencyMs > 0) this.#uplink.record(ch, msg, track, now);
     // Slow path out (PROTOCOL.md §3.5): when the send queue is over its bound at a frame's first
     // fragment, that whole frame is shed rather than queued; a part of a frame is worth nothing.
     // A repair of an older frame leaves the decision about the current one as it is.
@@ -416,6 +486,115 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     c.datagramsOut += n;
     c.bytesOut += n * msg.length;
+  }
+
+  /** An edge: a SUBSCRIBE for an ID not carried here waits for the upstream broker's answer. */
+  #askUpstream(s: PeerSession, m: SubscribeMessage): boolean {
+    if (this.#upstream === null) return false;
+    if (this.#clientOf(s, m) === null) return true; // refused, answered
+    const waiting = this.#awaitingUpstream.get(m.producerId) ?? [];
+    // A retry of the same request replaces it; a session waits once per ID.
+    const kept = waiting.filter((w) => w.s !== s);
+    if (kept.length === 0 && waiting.length === 0 && this.#awaitingUpstream.size >= this.options.maxProducers) {
+      this.#ack(s, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
+      return true;
+    }
+    kept.push({ s, m });
+    this.#awaitingUpstream.set(m.producerId, kept);
+    this.#upstream.want(m.producerId);
+    return true;
+  }
+
+  /** The SUBSCRIBEs that waited for the upstream broker, answered as they would be now. */
+  #answerWaiting(id: number, status: Status | null): void {
+    const waiting = this.#awaitingUpstream.get(id);
+    if (waiting === undefined) return;
+    this.#awaitingUpstream.delete(id);
+    for (const { s, m } of waiting) {
+      if (!this.#sessionLive(s)) continue;
+      if (status === null) handleSubscribe(this.#ctx, m, s);
+      else this.#ack(s, m, status);
+    }
+  }
+
+  /**
+   * An edge: the upstream broker accepted our subscription to `id` (PROTOCOL.md §5.6). The
+   * channel is fed from upstream from now on, with the run the upstream broker named; what
+   * waited for it is answered.
+   */
+  upstreamAccepted(id: number, detail: AckDetail): void {
+    let ch = this.#channels.get(id);
+    const p = ch?.producer ?? null;
+    if (p !== null && p.session !== null) {
+      // A producer announced it here meanwhile: it wins; the upstream subscription goes.
+      this.#upstream?.release(id);
+      return this.#answerWaiting(id, null);
+    }
+    if (detail.metadata === undefined || detail.epoch === undefined || detail.frameKey === undefined) return this.#answerWaiting(id, Status.UNKNOWN_PRODUCER);
+    if (ch === undefined) {
+      if (this.#channels.size >= this.options.maxProducers) {
+        this.#upstream?.release(id);
+        return this.#answerWaiting(id, Status.LIMIT_REACHED);
+      }
+      ch = this.#ctx.newChannel(id);
+      this.#channels.set(id, ch);
+    }
+    const now = this.#clock();
+    const newRun = p === null || p.epoch !== detail.epoch || !p.frameKey.equals(detail.frameKey);
+    if (newRun) this.#upstreamRun(ch, detail.frameKey);
+    ch.producer = {
+      session: null, metadata: detail.metadata, epoch: detail.epoch, frameKey: detail.frameKey,
+      lastHeardMs: now, mediaSinceSweep: false, online: p?.online ?? false, offlineSinceMs: p?.offlineSinceMs ?? now,
+    };
+    ch.unwatchedSinceMs = 0;
+    const online = detail.online !== false;
+    if (online && (newRun || !ch.producer.online)) this.#setOnline(ch);
+    else if (!online && ch.producer.online) this.#setOffline(ch, NoticeEvent.PRODUCER_OFFLINE, 'goodbye');
+    this.#answerWaiting(id, null);
+  }
+
+  /** An edge: the upstream broker does not carry `id` now; what waited for it hears so (and asks again). */
+  upstreamNotLive(id: number): void {
+    this.#answerWaiting(id, Status.UNKNOWN_PRODUCER);
+  }
+
+  /** An edge: the upstream broker refused `id` (a limit): so is what waited for it. */
+  upstreamRefused(id: number, status: Status): void {
+    this.#answerWaiting(id, status);
+    const ch = this.#channels.get(id);
+    if (ch?.producer?.session === null) this.#dropUpstream(ch);
+  }
+
+  /** An edge: a NOTICE from the upstream broker about a channel it feeds, passed on to the viewers here. */
+  upstreamNotice(m: NoticeMessage): void {
+    const ch = this.#channels.get(m.producerId);
+    const p = ch?.producer;
+    if (ch === undefined || p == null || p.session !== null) return;
+    if (m.event === NoticeEvent.PRODUCER_ONLINE) {
+      if (m.epoch !== p.epoch || !m.frameKey.equals(p.frameKey)) {
+        this.#upstreamRun(ch, m.frameKey);
+        p.epoch = m.epoch;
+        p.frameKey = m.frameKey;
+      }
+      p.lastHeardMs = this.#clock();
+      this.#setOnline(ch);
+    } else if (p.online) {
+      this.#setOffline(ch, m.event, 'goodbye');
+    }
+  }
+
+  /** A new run of an upstream channel: its frames verify with the new key only. */
+  #upstreamRun(ch: Channel, frameKey: Buffer): void {
+    ch.clearCache();
+    const opener = new FrameOpener({ frameKey, encrypted: false, passKey: null });
+    ch.gate = new FrameGate({ holdMs: this.options.latencyMs, maxBytes: this.options.maxCacheBytesPerProducer, verify: (f, sealed) => opener.verify(f, sealed) });
+  }
+
+  /** An edge: nobody here has watched an upstream channel for the linger: the upstream subscription and the channel go. */
+  #dropUpstream(ch: Channel): void {
+    this.#upstream?.release(ch.id);
+    ch.clearCache();
+    this.#channels.delete(ch.id);
   }
 
   /**
@@ -504,7 +683,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     p.online = true;
     p.offlineSinceMs = 0;
     this.#notify(ch, NoticeEvent.PRODUCER_ONLINE);
-    this.emit('producerOnline', ch.id, p.session.address, p.session.port, p.metadata.title);
+    this.emit('producerOnline', ch.id, p.session?.address ?? 'upstream', p.session?.port ?? 0, p.metadata.title);
   }
 
   /** The client side of a session, made on its first client request; counted against maxClients only then. */
@@ -600,7 +779,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   #producersFromIp(ip: string): number {
     let n = 0;
-    for (const ch of this.#channels.values()) if (ch.producer !== null && ch.producer.online && ch.producer.session.ip === ip) n++;
+    for (const ch of this.#channels.values()) if (ch.producer !== null && ch.producer.online && ch.producer.session?.ip === ip) n++;
     return n;
   }
 
@@ -624,8 +803,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const ch of this.#channels.values()) {
       ch.history.release(now, this.#historyMs);
       ch.updateRate(now);
+      ch.gate?.expire(now);
       const p = ch.producer;
       if (p === null) continue;
+      // An edge keeps its upstream subscription for a while after its last viewer left, so a
+      // viewer who flips back is served at once (PROTOCOL.md §5.6).
+      if (p.session === null) {
+        if (ch.subscribers.length > 0) ch.unwatchedSinceMs = 0;
+        else if (ch.unwatchedSinceMs === 0) ch.unwatchedSinceMs = now;
+        else if (now - ch.unwatchedSinceMs > this.options.upstreamLingerMs) {
+          this.#dropUpstream(ch);
+          continue;
+        }
+      }
       if (p.mediaSinceSweep) {
         p.lastHeardMs = now;
         p.mediaSinceSweep = false;
@@ -634,10 +824,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
         this.counters.producersExpired++;
         this.#setOffline(ch, NoticeEvent.PRODUCER_OFFLINE, 'lease');
       } else if (!p.online && ch.subscribers.length === 0 && now - p.offlineSinceMs > offlineRetentionMs) {
-        p.session.producerIds.delete(ch.id);
+        p.session?.producerIds.delete(ch.id);
         ch.clearCache();
         this.#channels.delete(ch.id);
       }
+
     }
   }
 
@@ -696,12 +887,26 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return out;
   }
 
-  #listReply(requestId: number): ControlMessage {
+  /**
+   * LIST: what this broker carries; at an edge, also what its upstream broker lists (PROTOCOL.md
+   * §5.6), asked at once and answered when it has answered (or with the local list alone).
+   */
+  #list(s: PeerSession, requestId: number): void {
+    if (this.#upstream === null) return this.#reply(s, this.#listReply(requestId, []), this.options.maxReplyBytes);
+    void this.#upstream.list().then((r) => {
+      if (this.#sessionLive(s)) this.#reply(s, this.#listReply(requestId, r?.producers ?? []), this.options.maxReplyBytes);
+    });
+  }
+
+  #listReply(requestId: number, upstream: readonly ProducerInfo[]): ControlMessage {
     const producers: ProducerInfo[] = [];
+    const here = new Set<number>();
     for (const ch of this.#channels.values()) {
-      if (ch.producer === null) continue;
+      if (ch.producer === null || ch.producer.session === null) continue;
+      here.add(ch.id);
       producers.push({ id: ch.id, online: ch.producer.online, viewers: ch.subscribers.length, metadata: ch.producer.metadata });
     }
+    for (const p of upstream) if (!here.has(p.id)) producers.push(p);
     producers.sort((a, b) => a.id - b.id);
     // Fit as many as the reply size allows (tag included); say so when some were left out.
     let n = producers.length;

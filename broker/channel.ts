@@ -4,6 +4,7 @@ import { GapTracker } from '../protocol/gaps.ts';
 import { RetransmitHistory, type DatagramLog } from '../protocol/history.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 import { ReplayWindow } from '../protocol/session-crypto.ts';
+import type { FrameGate } from '../protocol/frame-gate.ts';
 import type { PeerSession } from './sessions.ts';
 import type { CacheBudget, CacheHolder } from './memory.ts';
 
@@ -35,8 +36,12 @@ export function newSubscriber(key: string, address: string, port: number, out: P
 
 /** The producer currently publishing a channel, and how recently it was heard. */
 export interface ProducerPresence {
-  /** The session that announced it: MEDIA must carry its token, control its tag (PROTOCOL.md §5.3). */
-  session: PeerSession;
+  /**
+   * Where its stream comes from: the session that announced it (MEDIA must carry its token,
+   * control its tag, PROTOCOL.md §5.3), or null for an edge's subscription to its upstream
+   * broker, whose MEDIA arrives on the upstream link and passes the channel's `gate` (§5.6).
+   */
+  session: PeerSession | null;
   metadata: StreamMetadata;
   epoch: number;
   /** The run's Ed25519 public key (PROTOCOL.md §3.7), handed to subscribers; the broker checks no signature. */
@@ -101,6 +106,15 @@ export class Channel implements CacheHolder {
   #rateSinceMs = -1;
   datagramsPerSecond = 0;
   bitsPerSecond = 0;
+  /**
+   * Fed by an upstream broker (an edge, PROTOCOL.md §5.6): what lets its MEDIA through, whole
+   * verified frames only; null for a producer's channel.
+   */
+  gate: FrameGate | null = null;
+  /** Per track, upstream: a first transmission has come since this run began (before it, RETRANSMIT is the join replay). */
+  readonly upstreamLive = [false, false];
+  /** Upstream: since when nobody here watches it (the linger before the upstream subscription goes); 0: watched. */
+  unwatchedSinceMs = 0;
   /** The frame of #cached: a late repair of an older frame never replaces a newer picture. */
   #cachedEpoch = -1;
   #cachedFrameNo = -1;
@@ -272,6 +286,8 @@ export class Channel implements CacheHolder {
     this.uplink[0].restart();
     this.uplink[1].restart();
     this.uplinkRttMs = -1;
+    this.upstreamLive[0] = this.upstreamLive[1] = false;
+    this.gate?.clear();
     this.evictCache();
     this.history.clear();
   }

@@ -1,4 +1,4 @@
-import { ConfigError, loadEnv, parseIntIn, parseListen, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
+import { ConfigError, loadEnv, parseEndpoints, parseIntIn, parseListen, parseNumberIn, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
 import { addLatencyOption, addSharedOptions, switchOption, valueOption, type SharedOptions } from '../common/options.ts';
 import type { LogFormat } from '../common/logger.ts';
 import { newProgram, parseProgram } from '../common/run.ts';
@@ -12,6 +12,8 @@ export interface BrokerConfig {
   readonly logFormat: LogFormat;
   readonly logFile: string | undefined;
   readonly statsIntervalMs: number;
+  /** An edge's upstream brokers, in the order to try them (PROTOCOL.md §5.6); empty: an origin. */
+  readonly upstream: readonly { readonly host: string; readonly port: number }[];
   /** Where /metrics, /healthz and /readyz are served over HTTP; null: not at all. */
   readonly metrics: { readonly host: string; readonly port: number } | null;
   readonly options: BrokerOptions;
@@ -31,6 +33,8 @@ interface Flags extends SharedOptions {
   maxMemoryMb: number;
   maxSessions: number;
   offlineRetentionS: number;
+  upstream: { host: string; port: number }[] | false;
+  upstreamLingerS: number;
   metrics: { host: string; port: number } | false;
   logFile?: string;
   latencyMs: number;
@@ -57,6 +61,10 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     .addOption(valueOption('--max-sessions <n>', 'sessions (producers and clients) at once', { env: 'BROKER_MAX_SESSIONS', parse: int('max sessions', 1, 10_000_000), default: d.maxSessions }))
     .addOption(valueOption('--offline-retention-s <s>', 'how long a producer that went offline stays in list (while nobody is subscribed to it)',
       { env: 'BROKER_OFFLINE_RETENTION_S', parse: int('offline retention', 0, 30 * 86_400), default: d.offlineRetentionMs / 1000 }))
+    .addOption(valueOption<{ host: string; port: number }[] | false>('--upstream <host:port,...>', 'run as an edge: IDs nobody produces here are subscribed to at this broker (the next in the list when it stops answering); off: an origin',
+      { env: 'BROKER_UPSTREAM', parse: (v) => (v.trim() === 'off' ? false : parseEndpoints(v, 'upstream')), default: false, text: 'off' }))
+    .addOption(valueOption('--upstream-linger-s <s>', 'an edge keeps an upstream subscription this long after its last viewer here left',
+      { env: 'BROKER_UPSTREAM_LINGER_S', parse: (v) => parseNumberIn(v, 'upstream linger', -1, 3600), default: d.upstreamLingerMs / 1000 }))
     .addOption(valueOption<{ host: string; port: number } | false>('--metrics <[host:]port>', 'serve /metrics (Prometheus), /healthz and /readyz over HTTP here; a bare port is on 127.0.0.1; off: not at all',
       { env: 'BROKER_METRICS', parse: (v) => parseListen(v, 'metrics address'), default: false, text: 'off' }))
     .option('--log-file <path>', 'write logs to this file instead of stderr');
@@ -77,6 +85,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     maxProducers: o.maxProducers,
     maxSessions: o.maxSessions,
     offlineRetentionMs: o.offlineRetentionS * 1000,
+    upstreamLingerMs: o.upstreamLingerS * 1000,
     maxControlPerSecondPerSession: o.maxControlRate,
     maxMemoryBytes: o.maxMemoryMb * 2 ** 20,
     latencyMs: o.latencyMs,
@@ -95,6 +104,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     logFormat: o.logFormat,
     logFile: o.logFile,
     statsIntervalMs: o.statsIntervalS * 1000,
+    upstream: o.upstream === false ? [] : o.upstream,
     metrics: o.metrics === false ? null : o.metrics,
     options,
   });

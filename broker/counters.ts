@@ -35,6 +35,8 @@ export interface BrokerCounters {
   framesShedBusy: number;
   /** Datagrams the system dropped in the broker's own receive buffers (Linux; from main.ts). */
   receiveBufferDrops: number;
+  /** An edge: frames from the upstream link whose producer signature did not verify, never forwarded (PROTOCOL.md §5.6). */
+  framesForgedUpstream: number;
   /** Dropped datagrams by reason: protocol error codes and FC_DROP_* codes. */
   readonly drops: Map<string, number>;
   countDrop(reason: string): void;
@@ -56,7 +58,7 @@ export function createCounters(): BrokerCounters {
     datagramsIn: 0, bytesIn: 0, datagramsOut: 0, bytesOut: 0, mediaIn: 0, controlIn: 0,
     clientsExpired: 0, producersExpired: 0, sendErrors: 0, announcesRefused: 0, tokensRefused: 0,
     naksIn: 0, retransmitsOut: 0, retransmitsUnavailable: 0, retransmitsThrottled: 0, reportsIn: 0, framesShed: 0, datagramsShed: 0,
-    uplinkNaksOut: 0, uplinkNakked: 0, uplinkRepairsIn: 0, uplinkAbandoned: 0, framesShedBusy: 0, receiveBufferDrops: 0,
+    uplinkNaksOut: 0, uplinkNakked: 0, uplinkRepairsIn: 0, uplinkAbandoned: 0, framesShedBusy: 0, receiveBufferDrops: 0, framesForgedUpstream: 0,
     drops,
     countDrop(reason) {
       drops.set(reason, (drops.get(reason) ?? 0) + 1);
@@ -75,6 +77,7 @@ export function createCounters(): BrokerCounters {
         retransmitsThrottled: this.retransmitsThrottled, reportsIn: this.reportsIn,
         uplinkNaksOut: this.uplinkNaksOut, uplinkNakked: this.uplinkNakked, uplinkRepairsIn: this.uplinkRepairsIn, uplinkAbandoned: this.uplinkAbandoned,
         framesShed: this.framesShed, datagramsShed: this.datagramsShed, framesShedBusy: this.framesShedBusy, receiveBufferDrops: this.receiveBufferDrops,
+        framesForgedUpstream: this.framesForgedUpstream,
       };
       let dropped = 0;
       for (const [reason, n] of drops) {

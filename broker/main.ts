@@ -9,7 +9,9 @@ import { FanoutThreads } from './fanout-threads.ts';
 import { openPeerSocket } from './peer-socket.ts';
 import { loadBrokerConfig } from './config.ts';
 import { RefusalReport } from './refusal-report.ts';
-import { receiveQueues } from '../common/udp-drops.ts';
+import { enlargeReceiveBuffer, receiveQueues } from '../common/udp-drops.ts';
+import { connectToBroker, followBrokerName } from '../common/socket.ts';
+import { Upstream } from './upstream.ts';
 import { BrokerMetrics, serveMetrics } from './metrics.ts';
 import { statsLine } from './stats-line.ts';
 import type { AddressInfo } from 'node:net';
@@ -111,7 +113,42 @@ await runMain('broker', async (run) => {
     onOpenFailure: (client, error) => log.error({ client, err: error }, 'no fan-out socket for a client: it gets no media'),
   });
   if (fanout !== undefined) log.info({ threads: config.options.fanoutThreads }, 'fan-out threads started');
-  const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers, fanout, ingress });
+  // An edge (PROTOCOL.md §5.6): a client session to its upstream broker, moved along the list
+  // when one stops answering. It heartbeats twice as often as peers do, so a dead upstream is
+  // noticed, and left, within half a lease.
+  let upstream: Upstream | undefined;
+  let upstreamPort = 0;
+  if (config.upstream.length > 0) {
+    const up = await connectToBroker(config.upstream);
+    const heartbeatIntervalMs = Math.max(50, Math.round(config.options.heartbeatIntervalMs / 2));
+    upstream = new Upstream({ socket: up.socket, clock: () => performance.now(), heartbeatIntervalMs, leaseIntervals: config.options.leaseMs / config.options.heartbeatIntervalMs, maxDatagramBytes: config.options.maxDatagramBytes });
+    up.socket.on('message', (d) => upstream!.handleDatagram(d));
+    up.socket.on('error', (err) => log.debug({ err: err.message }, 'upstream socket error'));
+    enlargeReceiveBuffer(up.socket, config.options.socketBufferBytes);
+    const name = up.name;
+    upstreamPort = up.socket.address().port;
+    followBrokerName(upstream.link, name, {
+      failoverAfterMs: heartbeatIntervalMs * 2,
+      onMoved: (address) => log.warn({ upstream: `${name.current.host}:${name.current.port}`, address }, 'the upstream name resolves to a new address: following it'),
+      onFailover: (to) => log.warn({ upstream: `${to.host}:${to.port}` }, 'the upstream broker does not answer: moving to the next'),
+    });
+    upstream.link.on('unreachable', () => log.warn({ upstream: `${name.current.host}:${name.current.port}` }, 'upstream unreachable'));
+    upstream.link.on('reachable', () => log.info({ upstream: `${name.current.host}:${name.current.port}` }, 'upstream reachable'));
+  }
+  const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers, fanout, ingress, upstream });
+  if (upstream !== undefined) {
+    upstream.on('media', (d) => broker.feedUpstream(d));
+    upstream.on('accepted', (id, detail) => broker.upstreamAccepted(id, detail));
+    upstream.on('notLive', (id) => broker.upstreamNotLive(id));
+    upstream.on('refused', (id, status, message) => {
+      log.warn({ producer: formatProducerId(id), message }, 'upstream refused a subscription');
+      broker.upstreamRefused(id, status);
+    });
+    upstream.on('notice', (m) => broker.upstreamNotice(m));
+    upstream.start();
+    log.info({ upstream: config.upstream.map((u) => `${u.host}:${u.port}`) }, 'edge: subscribing upstream on demand');
+    process.stdout.write(`edge of ${config.upstream.map((u) => `${u.host}:${u.port}`).join(', ')} from local port ${upstreamPort}\n`);
+  }
   broker.on('producerOnline', (id, address, port, title) => log.info({ producer: formatProducerId(id), address, port, title }, 'producer online'));
   broker.on('producerOffline', (id, reason) => log.info({ producer: formatProducerId(id), reason }, 'producer offline'));
   broker.on('clientJoined', (address, port) => log.info({ address, port }, 'client joined'));

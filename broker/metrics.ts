@@ -35,6 +35,7 @@ const COUNTERS: readonly (readonly [string, string, string])[] = [
   ['uplink_gaps_abandoned_total', 'Gaps in producers\' streams given up unrepaired', 'uplinkAbandoned'],
   ['frames_shed_total', 'Frames not forwarded: send queue full or the broker overloaded', 'framesShed'],
   ['frames_shed_busy_total', 'Frames not forwarded because the broker was overloaded', 'framesShedBusy'],
+  ['upstream_frames_forged_total', 'Frames from the upstream broker whose signature did not verify, not forwarded (edge)', 'framesForgedUpstream'],
   ['datagrams_shed_total', 'Datagrams not sent for shed frames', 'datagramsShed'],
   ['receive_buffer_drops_total', 'Datagrams the system dropped in the broker\'s full receive buffers', 'receiveBufferDrops'],
 ];

@@ -10,6 +10,8 @@ export interface BrokerOptions {
   readonly sweepIntervalMs: number;
   /** An offline producer nobody subscribes to is forgotten after this long. */
   readonly offlineRetentionMs: number;
+  /** An edge keeps an upstream subscription this long after its last viewer left (PROTOCOL.md §5.6). */
+  readonly upstreamLingerMs: number;
   readonly maxDatagramBytes: number;
   /** LIST and STATS replies may be larger than media datagrams; they are rare and small. */
   readonly maxReplyBytes: number;
@@ -86,6 +88,7 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   leaseMs: DEFAULT_HEARTBEAT_INTERVAL_MS * DEFAULT_LEASE_INTERVALS,
   sweepIntervalMs: 100,
   offlineRetentionMs: 5 * 60_000,
+  upstreamLingerMs: 5000,
   maxDatagramBytes: DEFAULT_MAX_DATAGRAM_BYTES,
   maxReplyBytes: 8192,
   maxProducers: 1000,

@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { splitMjpeg } from '../protocol/index.ts';
 import { Proc, startBroker } from './helpers/procs.ts';
 import { SAMPLE_FRAMES, summaryOf } from './helpers/recording.ts';
+import { until } from './helpers/until.ts';
 
 const ffmpeg = spawnSync('ffmpeg', ['-version'], { stdio: 'ignore' }).status === 0 && spawnSync('ffprobe', ['-version'], { stdio: 'ignore' }).status === 0;
 const noFfmpeg = ffmpeg ? '' : ' (skipped: ffmpeg and ffprobe are not installed; Debian: ffmpeg)';
@@ -70,15 +71,6 @@ const stats = async (url: string) => (await (await fetch(`${url}api/stats`)).jso
   view: { viewers: number; skipped: number; maxBufferedBytes: number };
 };
 
-async function until<T>(what: string, probe: () => Promise<T | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== null && v !== false) return v;
-    if (performance.now() > deadline) throw new Error(`never: ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('the live view over HTTP', () => {
   it('streams the producer\'s frames byte-identical and in order as Motion-JPEG, serves the latest as a snapshot, and says 404 in one line for what is not there', async () => {

@@ -23,7 +23,8 @@ export function handleAnnounce(ctx: BrokerContext, m: AnnounceMessage, s: PeerSe
   }
   // PROTOCOL.md §5.3: an ID belongs to the session that announced it while its lease lives,
   // unless the new session proves the ID's secret (a restarted producer takes it at once).
-  if (p !== null && p.online && !owner && secret === undefined && ctx.sessionLive(p.session)) {
+  // (An edge's channel fed by its upstream yields to a producer announcing here.)
+  if (p !== null && p.online && !owner && secret === undefined && p.session !== null && ctx.sessionLive(p.session)) {
     ctx.counters.announcesRefused++;
     ctx.counters.countRefusal('REFUSED_ID_TAKEN');
     ctx.emit('producerRefused', m.producerId, s.address, s.port);
@@ -45,7 +46,8 @@ export function handleAnnounce(ctx: BrokerContext, m: AnnounceMessage, s: PeerSe
     p.epoch = m.epoch;
     p.frameKey = m.frameKey;
   } else {
-    if (p !== null) p.session.producerIds.delete(m.producerId);
+    if (p !== null && p.session === null) ctx.releaseUpstream(m.producerId);
+    if (p !== null) p.session?.producerIds.delete(m.producerId);
     ch.clearCache();
     ch.producer = {
       session: s, metadata: m.metadata, epoch: m.epoch, frameKey: m.frameKey, lastHeardMs: now, mediaSinceSweep: false, online: false, offlineSinceMs: now,

@@ -1,4 +1,4 @@
-import type { AckDetail, ControlMessage } from '../../protocol/codec.ts';
+import type { AckDetail, ControlMessage, SubscribeMessage } from '../../protocol/codec.ts';
 import type { NoticeEvent, Status } from '../../protocol/constants.ts';
 import type { Channel } from '../channel.ts';
 import type { ClientEntry } from '../clients.ts';
@@ -42,6 +42,13 @@ export interface BrokerContext {
   openIngress(s: PeerSession): void;
   /** One retransmission from the budget of a source IP (all its sessions together), at `rate` a second if above the usual; false when spent. */
   takeRetransmit(ip: string, rate: number): boolean;
+  /**
+   * An edge with no channel for the ID: subscribes to it upstream and answers this SUBSCRIBE once
+   * the upstream broker has (PROTOCOL.md §5.6). False without an upstream.
+   */
+  askUpstream(s: PeerSession, m: SubscribeMessage): boolean;
+  /** A producer here took an ID an edge had from upstream: the upstream subscription goes. */
+  releaseUpstream(id: number): void;
   /** A control datagram counted as received turns out to be dropped. */
   dropControl(code: string): void;
 }

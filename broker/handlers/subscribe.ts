@@ -7,7 +7,10 @@ import type { BrokerContext } from './context.ts';
 /** SUBSCRIBE (PROTOCOL.md §4.2): a session watches a producer ID; the latest frame goes out at once. */
 export function handleSubscribe(ctx: BrokerContext, m: SubscribeMessage, s: PeerSession): void {
   const ch = ctx.channels.get(m.producerId);
-  if (ch === undefined || ch.producer === null) return ctx.ack(s, m, Status.UNKNOWN_PRODUCER);
+  if (ch === undefined || ch.producer === null) {
+    if (ctx.askUpstream(s, m)) return; // an edge: answered when its upstream broker has
+    return ctx.ack(s, m, Status.UNKNOWN_PRODUCER);
+  }
   const client = ctx.clientOf(s, m);
   if (client === null) return;
   const p = ch.producer;

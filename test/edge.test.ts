@@ -1,0 +1,102 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { encode, MediaFlag, MessageType, Track, type MediaMessage } from '../protocol/index.ts';
+import { cannotForge, forger } from './helpers/forge.ts';
+import { Proc, startBroker } from './helpers/procs.ts';
+import { expectSampleFramesInOrder, summaryOf } from './helpers/recording.ts';
+import { brokerStats, sessionPeer } from './helpers/udp.ts';
+import { until } from './helpers/until.ts';
+
+const dir = mkdtempSync(join(tmpdir(), 'framecast-edge-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** An edge broker (PROTOCOL.md §5.6) of `upstream`, on a free port; with its upstream socket's local port. */
+async function startEdge(upstream: string, args: string[] = []): Promise<{ proc: Proc; port: number; address: string; upstreamPort: number }> {
+  const proc = new Proc('broker/main.ts', ['--port', '0', '--host', '127.0.0.1', '--upstream', upstream, ...args]);
+  const [, upstreamPort] = await proc.waitFor(/^edge of .* from local port (\d+)$/);
+  const [, port] = await proc.waitFor(/broker listening on [^:]+:(\d+)/);
+  return { proc, port: Number(port), address: `127.0.0.1:${port}`, upstreamPort: Number(upstreamPort) };
+}
+
+/** What `list` at a broker shows for an ID: online or offline, and its viewers; null when not listed. */
+async function listed(broker: string, id: string): Promise<{ online: boolean; viewers: number } | null> {
+  const c = new Proc('client/main.ts', ['--broker', broker]);
+  c.child.stdin.end('list\n');
+  await c.exited;
+  const m = c.stdoutLines.map((l) => new RegExp(`^\\s+${id}\\s+(online|offline)\\s+(\\d+) viewer`).exec(l)).find((x) => x !== null);
+  return m == null ? null : { online: m[1] === 'online', viewers: Number(m[2]) };
+}
+
+
+describe('edge brokers (PROTOCOL.md §5.6)', () => {
+  it('a tree of depth 3: viewers at an edge and at an edge of an edge get the producer\'s frames byte for byte; the origin serves one link per edge; the upstream subscription goes after the linger', async () => {
+    const origin = await startBroker();
+    new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', origin.address, '--title', 'Test card']);
+    const edge = await startEdge(origin.address, ['--upstream-linger-s', '1']);
+    const deep = await startEdge(edge.address, ['--upstream-linger-s', '1']);
+    // The edge of the edge lists what the origin carries, through its upstream.
+    expect(await until('the deepest edge lists 1AAA99', () => listed(deep.address, '1AAA99'))).toMatchObject({ online: true });
+
+    const atEdge = new Proc('client/main.ts', ['--broker', edge.address, '--subscribe', '1AAA99', '--record', join(dir, 'edge'), '--duration', '5']);
+    const atDeep = new Proc('client/main.ts', ['--broker', deep.address, '--subscribe', '1AAA99', '--record', join(dir, 'deep'), '--duration', '5']);
+    const joinedAt = performance.now();
+    await atDeep.waitFor(/^1AAA99: frames are arriving/);
+    process.stdout.write(`figure: first frame at the edge of an edge ${(performance.now() - joinedAt).toFixed(0)} ms after its client started (the chain subscribed on demand)\n`);
+    // Two viewers below, one link at the origin: the edge.
+    expect(await listed(origin.address, '1AAA99')).toEqual({ online: true, viewers: 1 });
+    for (const [c, sub] of [[atEdge, 'edge'], [atDeep, 'deep']] as const) {
+      const s = await summaryOf(c, '1AAA99');
+      expect(s.frames).toBeGreaterThan(40);
+      expect(s.framesForged).toBe(0);
+      expect(s.packetsLost).toBe(0);
+      expectSampleFramesInOrder(join(dir, sub, '1AAA99.mjpeg'), s.frames);
+    }
+    // Nobody watches any more: after the linger, no edge holds a subscription upstream.
+    await until('the origin has no viewer left', async () => (await listed(origin.address, '1AAA99'))?.viewers === 0);
+  });
+
+  it.skipIf(cannotForge !== null)(`MEDIA forged on the upstream link, in the upstream broker's name, never reaches the edge's viewers${cannotForge ? ` (skipped: ${cannotForge})` : ''}`, async () => {
+    const origin = await startBroker();
+    new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', origin.address]);
+    const edge = await startEdge(origin.address);
+    const viewer = new Proc('client/main.ts', ['--broker', edge.address, '--subscribe', '1AAA99', '--duration', '6']);
+    await viewer.waitFor(/^1AAA99: frames are arriving/);
+    // A fellow viewer at the origin learns what the stream's datagrams look like.
+    const spy = await sessionPeer(origin.port);
+    spy.send({ type: MessageType.SUBSCRIBE, producerId: 0x1aaa99, requestId: 1 });
+    const real = (await spy.next((m) => m.type === MessageType.MEDIA && m.track === Track.VIDEO)) as MediaMessage;
+    // 300 frames of its own making, each one datagram, from the origin's address to the edge's upstream port.
+    const f = await forger({ address: '127.0.0.1', port: origin.port });
+    for (let i = 0; i < 300; i++) {
+      const fake = Buffer.alloc(900, i);
+      f.send(encode({ ...real, flags: MediaFlag.KEYFRAME, frameNo: real.frameNo + 5 + i, seq: real.seq + 100 + i, fragIndex: 0, fragCount: 1, frameBytes: fake.length, fragOffset: 0, payload: fake }), edge.upstreamPort);
+    }
+    const s = await summaryOf(viewer, '1AAA99');
+    expect(s.framesForged).toBe(0); // not one of them was forwarded to the viewer
+    expect(s.frames).toBeGreaterThan(50);
+    const probe = await sessionPeer(edge.port);
+    const stats = await brokerStats(probe, 7);
+    expect(stats.framesForgedUpstream).toBeGreaterThanOrEqual(290);
+    process.stdout.write(`figure: 300 forged frames on the upstream link: ${stats.framesForgedUpstream} refused by the edge, ${s.framesForged} reached its viewer\n`);
+  });
+
+  it('an edge whose upstream dies moves to the next upstream, and its viewers\' frames flow again', async () => {
+    const a = await startBroker();
+    const b = await startBroker();
+    const origins = `${a.address},${b.address}`;
+    new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', origins]);
+    const edge = await startEdge(origins);
+    const viewer = new Proc('client/main.ts', ['--broker', edge.address, '--subscribe', '1AAA99']);
+    await viewer.waitFor(/^1AAA99: frames are arriving/);
+    const killedAt = performance.now();
+    await a.proc.kill('SIGKILL');
+    await edge.proc.waitFor(/the upstream broker does not answer: moving to the next/, 10_000);
+    const movedS = (performance.now() - killedAt) / 1000;
+    await viewer.waitFor(/^1AAA99: frames are arriving again after/, 15_000);
+    const healedS = (performance.now() - killedAt) / 1000;
+    process.stdout.write(`figure: origin killed -> the edge moved to the next after ${movedS.toFixed(1)} s; its viewer's frames flowed again after ${healedS.toFixed(1)} s (the producer moves after a lease too)\n`);
+    expect(movedS).toBeLessThan(3);
+  });
+});
