@@ -9,7 +9,7 @@ import {
 } from '../protocol/constants.ts';
 import {
   checkMedia, decode, encodeControl, peekType, type Message, type AckDetail, type ControlMessage,
-  type HelloMessage, type PathResponseMessage, type NoticeMessage, type SubscribeMessage,
+  type HelloMessage, type PathResponseMessage, type NoticeMessage, type SubscribeMessage, type ReceiverReportMessage,
 } from '../protocol/codec.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import { DatagramLog } from '../protocol/history.ts';
@@ -92,6 +92,9 @@ export interface SubscriberQuality {
   readonly framesDropped: number;
   readonly retransmits: number;
 }
+
+/** A receiver report counts for this long (PROTOCOL.md §4.11: peers send one about every second). */
+const REPORT_FRESH_MS = 5000;
 
 /** Control types a peer may send to the broker within a session. */
 const TO_BROKER: ReadonlySet<number> = new Set([
@@ -238,7 +241,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const out = [];
     for (const ch of this.#channels.values()) {
       if (ch.producer === null) continue;
-      out.push({ id: ch.id, online: ch.producer.online, viewers: ch.subscribers.length, bitsPerSecond: ch.bitsPerSecond, datagramsPerSecond: ch.datagramsPerSecond });
+      out.push({ id: ch.id, online: ch.producer.online, viewers: this.#audience(ch), bitsPerSecond: ch.bitsPerSecond, datagramsPerSecond: ch.datagramsPerSecond });
     }
     return out;
   }
@@ -414,7 +417,10 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const track = mediaTrack(msg);
     const now = this.#clock();
     const retransmit = isRetransmit(msg);
-    if (!retransmit) ch.upstreamLive[track] = true;
+    if (!retransmit) {
+      ch.upstreamLive[track] = true;
+      ch.upstreamLoss[track].record(p.epoch, mediaSeq(msg));
+    }
     if (ch.subscribers.length > 0 && this.options.latencyMs > 0 && (!retransmit || ch.upstreamLive[track])) this.#uplink.record(ch, msg, track, now);
     const forged = ch.gate.counters.framesForged;
     const released = ch.gate.push(msg, now);
@@ -486,6 +492,35 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     c.datagramsOut += n;
     c.bytesOut += n * msg.length;
+  }
+
+  /** Viewers of a channel, edges' audiences included (PROTOCOL.md §4.11). */
+  #audience(ch: Channel): number {
+    return ch.audience(this.#clock(), REPORT_FRESH_MS, this.options.maxSubscribersPerProducer * 1000);
+  }
+
+  /**
+   * An edge's receiver reports to its upstream broker, one per upstream stream (PROTOCOL.md
+   * §4.11, §5.6): its own link's loss, and the audience it serves, so that counts add up
+   * through a tree of brokers. main.ts sends them about once a second.
+   */
+  upstreamReports(): ReceiverReportMessage[] {
+    const out: ReceiverReportMessage[] = [];
+    for (const ch of this.#channels.values()) {
+      if (ch.producer?.session !== null || ch.gate === null) continue;
+      const expected = ch.upstreamLoss[0].expected + ch.upstreamLoss[1].expected;
+      const lost = ch.upstreamLoss[0].lost + ch.upstreamLoss[1].lost;
+      const de = expected - ch.upstreamReported.expected;
+      const dl = lost - ch.upstreamReported.lost;
+      ch.upstreamReported = { expected, lost };
+      out.push({
+        type: MessageType.RECEIVER_REPORT, producerId: ch.id, requestId: 0,
+        fractionLost: de <= 0 || dl <= 0 ? 0 : Math.min(255, Math.floor((dl * 256) / de)), cumulativeLost: lost, expected, jitterUs: 0,
+        framesComplete: ch.gate.counters.framesReleased, framesDropped: ch.gate.counters.framesExpired, retransmitsReceived: 0,
+        audience: this.#audience(ch),
+      });
+    }
+    return out;
   }
 
   /** An edge: a SUBSCRIBE for an ID not carried here waits for the upstream broker's answer. */
@@ -876,7 +911,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const ch of this.#channels.values()) {
       for (const s of ch.subscribers) {
         const r = s.report;
-        if (r === null || now - s.reportMs > 5000) continue;
+        if (r === null || now - s.reportMs > REPORT_FRESH_MS) continue;
         out.push({
           producer: ch.id, client: `${s.address}:${s.port}`, lossPct: Number(((100 * r.fractionLost) / 256).toFixed(2)),
           totalLossPct: r.expected === 0 ? 0 : Number(((100 * r.cumulativeLost) / r.expected).toFixed(2)),
@@ -904,7 +939,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const ch of this.#channels.values()) {
       if (ch.producer === null || ch.producer.session === null) continue;
       here.add(ch.id);
-      producers.push({ id: ch.id, online: ch.producer.online, viewers: ch.subscribers.length, metadata: ch.producer.metadata });
+      producers.push({ id: ch.id, online: ch.producer.online, viewers: this.#audience(ch), metadata: ch.producer.metadata });
     }
     for (const p of upstream) if (!here.has(p.id)) producers.push(p);
     producers.sort((a, b) => a.id - b.id);

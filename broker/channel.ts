@@ -1,6 +1,7 @@
 import type { ReceiverReport } from '../protocol/codec.ts';
 import { markRetransmit, mediaEpoch, mediaFragCount, mediaFragIndex, mediaFrameNo } from '../protocol/media-header.ts';
 import { GapTracker } from '../protocol/gaps.ts';
+import { LossCounter } from '../protocol/loss.ts';
 import { RetransmitHistory, type DatagramLog } from '../protocol/history.ts';
 import type { StreamMetadata } from '../protocol/metadata.ts';
 import { ReplayWindow } from '../protocol/session-crypto.ts';
@@ -115,6 +116,22 @@ export class Channel implements CacheHolder {
   readonly upstreamLive = [false, false];
   /** Upstream: since when nobody here watches it (the linger before the upstream subscription goes); 0: watched. */
   unwatchedSinceMs = 0;
+  /** Upstream: first transmissions from the upstream broker expected and lost, per track, for the edge's own receiver reports. */
+  readonly upstreamLoss = [new LossCounter(), new LossCounter()];
+  /** Upstream: expected and lost at the previous receiver report, for its fraction lost. */
+  upstreamReported = { expected: 0, lost: 0 };
+
+  /**
+   * The viewers this channel serves, as receiver reports tell them (PROTOCOL.md §4.11): an
+   * edge's subscription counts for the audience it reported in the last `freshMs` (at most
+   * `cap`), anyone else for one. What a peer reports is not proven: a count to show, never a
+   * limit or a resource.
+   */
+  audience(nowMs: number, freshMs: number, cap: number): number {
+    let n = 0;
+    for (const s of this.subscribers) n += s.report !== null && nowMs - s.reportMs <= freshMs ? Math.min(cap, Math.max(1, s.report.audience ?? 1)) : 1;
+    return n;
+  }
   /** The frame of #cached: a late repair of an older frame never replaces a newer picture. */
   #cachedEpoch = -1;
   #cachedFrameNo = -1;
@@ -287,6 +304,9 @@ export class Channel implements CacheHolder {
     this.uplink[1].restart();
     this.uplinkRttMs = -1;
     this.upstreamLive[0] = this.upstreamLive[1] = false;
+    this.upstreamLoss[0].restart();
+    this.upstreamLoss[1].restart();
+    this.upstreamReported = { expected: 0, lost: 0 };
     this.gate?.clear();
     this.evictCache();
     this.history.clear();

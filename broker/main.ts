@@ -146,6 +146,11 @@ await runMain('broker', async (run) => {
     });
     upstream.on('notice', (m) => broker.upstreamNotice(m));
     upstream.start();
+    // Receiver reports upstream: the edge's own reception, and the audience it serves.
+    const reports = setInterval(() => {
+      for (const r of broker.upstreamReports()) upstream!.link.send(r);
+    }, 1000);
+    reports.unref();
     log.info({ upstream: config.upstream.map((u) => `${u.host}:${u.port}`) }, 'edge: subscribing upstream on demand');
     process.stdout.write(`edge of ${config.upstream.map((u) => `${u.host}:${u.port}`).join(', ')} from local port ${upstreamPort}\n`);
   }

@@ -3,7 +3,7 @@ import { clearMediaToken, MediaOffset, writeMediaToken, mediaFragCount, mediaFra
 import {
   CONTROL_HEADER_BYTES, MAGIC, MAX_UDP_PAYLOAD_BYTES, MEDIA_HEADER_BYTES, MessageType, Role, Status, Track, VERSION,
   GoodbyeReason, NoticeEvent, MIN_HELLO_BYTES, TOKEN_BYTES, ANNOUNCE_AUTH_BYTES, NAK_FIXED_BYTES, NAK_RANGE_BYTES,
-  MAX_NAK_RANGES, MAX_NAK_RANGE_LENGTH, RECEIVER_REPORT_BYTES, PUBLIC_KEY_BYTES, TAG_BYTES,
+  MAX_NAK_RANGES, MAX_NAK_RANGE_LENGTH, RECEIVER_REPORT_BYTES, RECEIVER_REPORT_BYTES_WITHOUT_AUDIENCE, PUBLIC_KEY_BYTES, TAG_BYTES,
   SESSION_ID_OFFSET, PACKET_NUMBER_OFFSET, REQUEST_ID_OFFSET, PATH_NONCE_BYTES, FRAME_KEY_BYTES, NOTICE_ONLINE_BODY_BYTES, NOTICE_FLAG_ENCRYPTED, HEARTBEAT_BODY_BYTES, SESSION_UNKNOWN_BODY_BYTES,
 } from './constants.ts';
 import { ProtocolError, ProtocolErrorCode as E } from './errors.ts';
@@ -127,6 +127,8 @@ export interface ReceiverReport {
   readonly framesComplete: number;
   readonly framesDropped: number;
   readonly retransmitsReceived: number;
+  /** The viewers this report speaks for (PROTOCOL.md §4.11): 1 for a client, an edge's whole audience of the stream; 1 when left out. */
+  readonly audience?: number;
 }
 export interface ReceiverReportMessage extends Control, ReceiverReport { readonly type: typeof MessageType.RECEIVER_REPORT }
 export interface StatsReplyMessage extends Control {
@@ -263,6 +265,7 @@ function controlBody(m: ControlMessage): Buffer {
       body.writeUInt32BE(m.framesComplete >>> 0, 14);
       body.writeUInt32BE(m.framesDropped >>> 0, 18);
       body.writeUInt32BE(m.retransmitsReceived >>> 0, 22);
+      body.writeUInt32BE((m.audience ?? 1) >>> 0, 26);
       return body;
     }
     case MessageType.SUBSCRIBE:
@@ -493,12 +496,13 @@ function decodeControl(whole: Buffer, type: MessageType, producerId: number): Co
       return { type, ...base, epoch: buf.readUInt32BE(b), track: track as Track, ranges };
     }
     case MessageType.RECEIVER_REPORT: {
-      needBody(buf, RECEIVER_REPORT_BYTES, 'RECEIVER_REPORT');
+      // The audience field is optional: a report without it speaks for one viewer.
+      if (buf.length !== CONTROL_HEADER_BYTES + RECEIVER_REPORT_BYTES_WITHOUT_AUDIENCE) needBody(buf, RECEIVER_REPORT_BYTES, 'RECEIVER_REPORT');
       const b = CONTROL_HEADER_BYTES;
       return {
         type, ...base, fractionLost: buf[b], cumulativeLost: buf.readUInt32BE(b + 2), expected: buf.readUInt32BE(b + 6),
         jitterUs: buf.readUInt32BE(b + 10), framesComplete: buf.readUInt32BE(b + 14), framesDropped: buf.readUInt32BE(b + 18),
-        retransmitsReceived: buf.readUInt32BE(b + 22),
+        retransmitsReceived: buf.readUInt32BE(b + 22), audience: buf.length > CONTROL_HEADER_BYTES + 26 ? buf.readUInt32BE(b + 26) : 1,
       };
     }
     default:

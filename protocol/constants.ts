@@ -74,8 +74,9 @@ export const NAK_RANGE_BYTES = 6;
 /** Ranges in one NAK, and datagrams one range may ask for. */
 export const MAX_NAK_RANGES = 64;
 export const MAX_NAK_RANGE_LENGTH = 1024;
-/** RECEIVER_REPORT body size (PROTOCOL.md §4.11). */
-export const RECEIVER_REPORT_BYTES = 26;
+/** RECEIVER_REPORT body size (PROTOCOL.md §4.11): with the audience it speaks for; without it (26), one viewer. */
+export const RECEIVER_REPORT_BYTES = 30;
+export const RECEIVER_REPORT_BYTES_WITHOUT_AUDIENCE = 26;
 
 /** ACK status codes (PROTOCOL.md §4.3). */
 export const Status = {

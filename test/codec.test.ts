@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  checkMedia, decode, encode, encodeControl, encodeMedia, GoodbyeReason, MessageType, NoticeEvent, ProtocolError,
+  CONTROL_HEADER_BYTES, checkMedia, decode, encode, encodeControl, encodeMedia, GoodbyeReason, MessageType, NoticeEvent, ProtocolError,
   ProtocolErrorCode as E, Role, Status, Track, type Message,
 } from '../protocol/index.ts';
 import { xorshift32 } from './helpers/prng.ts';
@@ -46,7 +46,7 @@ const roundTrips: Message[] = [
   { type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, epoch: 0xdeadbeef, track: Track.AUDIO, ranges: [{ first: 7, count: 1 }, { first: 0xfffffff0, count: 1024 }] },
   {
     type: MessageType.RECEIVER_REPORT, producerId: 0x1aaa99, requestId: 0, fractionLost: 13, cumulativeLost: 70, expected: 1400,
-    jitterUs: 1234, framesComplete: 120, framesDropped: 1, retransmitsReceived: 65,
+    jitterUs: 1234, framesComplete: 120, framesDropped: 1, retransmitsReceived: 65, audience: 2000,
   },
 ];
 
@@ -77,6 +77,13 @@ describe('codec round trips', () => {
   it('lays out a NAK exactly as PROTOCOL.md §4.10 says', () => {
     const nak = encode({ type: MessageType.NAK, producerId: 0x1aaa99, requestId: 0, sessionId: 3, epoch: 1, track: Track.VIDEO, ranges: [{ first: 5, count: 3 }] });
     expect(nak.toString('hex')).toBe('4643021c001aaa99' + '00000003' + '00000000' + '00000000' + '00000001' + '00' + '01' + '00000005' + '0003' + '00'.repeat(16));
+  });
+
+  it('reads a RECEIVER_REPORT without the audience field (26 bytes) as one viewer\'s', () => {
+    const full = encode({ type: MessageType.RECEIVER_REPORT, producerId: 1, requestId: 0, fractionLost: 0, cumulativeLost: 0, expected: 9, jitterUs: 0, framesComplete: 1, framesDropped: 0, retransmitsReceived: 0, audience: 7 });
+    expect(full.length).toBe(CONTROL_HEADER_BYTES + 30);
+    expect(decode(full)).toMatchObject({ audience: 7, expected: 9 });
+    expect(decode(full.subarray(0, CONTROL_HEADER_BYTES + 26))).toMatchObject({ audience: 1, expected: 9 });
   });
 
   it('refuses to encode beyond the size limit', () => {
@@ -136,6 +143,7 @@ describe('malformed datagrams', () => {
     ['NAK range of 1025', ctl('1c001aaa99', '00000000', '00000001' + '00' + '01' + '000000050401'), E.BAD_FIELD],
     ['NAK for track 2', ctl('1c001aaa99', '00000000', '00000001' + '02' + '01' + '000000050001'), E.BAD_TRACK],
     ['RECEIVER_REPORT cut short', ctl('1d001aaa99', '00000000', '00'.repeat(25)), E.BAD_LENGTH],
+    ['RECEIVER_REPORT with half an audience', ctl('1d001aaa99', '00000000', '00'.repeat(28)), E.BAD_LENGTH],
   ];
   it.each(table.map(([name, buf, code]) => [name, code, buf] as const))('%s gives %s', (_name, code, buf) => {
     let caught: unknown;

@@ -31,7 +31,7 @@ async function listed(broker: string, id: string): Promise<{ online: boolean; vi
 
 
 describe('edge brokers (PROTOCOL.md §5.6)', () => {
-  it('a tree of depth 3: viewers at an edge and at an edge of an edge get the producer\'s frames byte for byte; the origin serves one link per edge; the upstream subscription goes after the linger', async () => {
+  it('a tree of depth 3: viewers at an edge and at an edge of an edge get the producer\'s frames byte for byte; the origin serves one link per edge and counts the viewers below; the upstream subscription goes after the linger', async () => {
     const origin = await startBroker();
     new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', origin.address, '--title', 'Test card']);
     const edge = await startEdge(origin.address, ['--upstream-linger-s', '1']);
@@ -39,13 +39,16 @@ describe('edge brokers (PROTOCOL.md §5.6)', () => {
     // The edge of the edge lists what the origin carries, through its upstream.
     expect(await until('the deepest edge lists 1AAA99', () => listed(deep.address, '1AAA99'))).toMatchObject({ online: true });
 
-    const atEdge = new Proc('client/main.ts', ['--broker', edge.address, '--subscribe', '1AAA99', '--record', join(dir, 'edge'), '--duration', '5']);
-    const atDeep = new Proc('client/main.ts', ['--broker', deep.address, '--subscribe', '1AAA99', '--record', join(dir, 'deep'), '--duration', '5']);
+    const atEdge = new Proc('client/main.ts', ['--broker', edge.address, '--subscribe', '1AAA99', '--record', join(dir, 'edge'), '--duration', '8']);
+    const atDeep = new Proc('client/main.ts', ['--broker', deep.address, '--subscribe', '1AAA99', '--record', join(dir, 'deep'), '--duration', '8']);
     const joinedAt = performance.now();
     await atDeep.waitFor(/^1AAA99: frames are arriving/);
     process.stdout.write(`figure: first frame at the edge of an edge ${(performance.now() - joinedAt).toFixed(0)} ms after its client started (the chain subscribed on demand)\n`);
-    // Two viewers below, one link at the origin: the edge.
-    expect(await listed(origin.address, '1AAA99')).toEqual({ online: true, viewers: 1 });
+    // One link at the origin (the edge), and the audience reported up the tree: two viewers.
+    const countedAt = performance.now();
+    await until('the origin counts both viewers', async () => (await listed(origin.address, '1AAA99'))?.viewers === 2);
+    expect((await brokerStats(await sessionPeer(origin.port), 3)).subscriptions).toBe(1);
+    process.stdout.write(`figure: the origin's list counted the viewers of the edge and of its edge ${((performance.now() - countedAt) / 1000).toFixed(1)} s after the first frame\n`);
     for (const [c, sub] of [[atEdge, 'edge'], [atDeep, 'deep']] as const) {
       const s = await summaryOf(c, '1AAA99');
       expect(s.frames).toBeGreaterThan(40);
