@@ -162,13 +162,13 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #peers: PeerSockets | null;
   readonly #ingress: Ingress | null;
   readonly #upstream: UpstreamLink | null;
-  /** SUBSCRIBEs waiting for the upstream broker's answer, by producer ID (PROTOCOL.md §5.6). */
+  /** SUBSCRIBEs waiting for the upstream broker's answer, by producer ID (PROTOCOL.md §5.5). */
   readonly #awaitingUpstream = new Map<number, { s: PeerSession; m: SubscribeMessage }[]>();
   readonly #fanout: Fanout | null;
 
   constructor(args: {
     socket: DatagramSocket; clock: Clock; options?: Partial<BrokerOptions>; secret?: Buffer; peers?: PeerSockets; fanout?: Fanout; ingress?: Ingress;
-    /** An edge's upstream broker (PROTOCOL.md §5.6): IDs nobody produces here are subscribed to there. */
+    /** An edge's upstream broker (PROTOCOL.md §5.5): IDs nobody produces here are subscribed to there. */
     upstream?: UpstreamLink;
   }) {
     super();
@@ -397,7 +397,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * An edge's MEDIA from its upstream broker (PROTOCOL.md §5.6). Gaps are tracked as datagrams
+   * An edge's MEDIA from its upstream broker (PROTOCOL.md §5.5). Gaps are tracked as datagrams
    * arrive, so what is missing is asked for while the frame waits; the datagrams go out only as
    * whole frames whose producer's signature verifies, so nothing forged on the upstream link is
    * multiplied. They go out byte for byte as received; a repair goes on as an ordinary datagram,
@@ -501,7 +501,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /**
    * An edge's receiver reports to its upstream broker, one per upstream stream (PROTOCOL.md
-   * §4.11, §5.6): its own link's loss, and the audience it serves, so that counts add up
+   * §4.11, §5.5): its own link's loss, and the audience it serves, so that counts add up
    * through a tree of brokers. main.ts sends them about once a second.
    */
   upstreamReports(): ReceiverReportMessage[] {
@@ -553,7 +553,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * An edge: the upstream broker accepted our subscription to `id` (PROTOCOL.md §5.6). The
+   * An edge: the upstream broker accepted our subscription to `id` (PROTOCOL.md §5.5). The
    * channel is fed from upstream from now on, with the run the upstream broker named; what
    * waited for it is answered.
    */
@@ -842,7 +842,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       const p = ch.producer;
       if (p === null) continue;
       // An edge keeps its upstream subscription for a while after its last viewer left, so a
-      // viewer who flips back is served at once (PROTOCOL.md §5.6).
+      // viewer who flips back is served at once (PROTOCOL.md §5.5).
       if (p.session === null) {
         if (ch.subscribers.length > 0) ch.unwatchedSinceMs = 0;
         else if (ch.unwatchedSinceMs === 0) ch.unwatchedSinceMs = now;
@@ -924,7 +924,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   /**
    * LIST: what this broker carries; at an edge, also what its upstream broker lists (PROTOCOL.md
-   * §5.6), asked at once and answered when it has answered (or with the local list alone).
+   * §5.5), asked at once and answered when it has answered (or with the local list alone).
    */
   #list(s: PeerSession, requestId: number): void {
     if (this.#upstream === null) return this.#reply(s, this.#listReply(requestId, []), this.options.maxReplyBytes);

@@ -40,7 +40,7 @@ export interface ProducerPresence {
   /**
    * Where its stream comes from: the session that announced it (MEDIA must carry its token,
    * control its tag, PROTOCOL.md §5.3), or null for an edge's subscription to its upstream
-   * broker, whose MEDIA arrives on the upstream link and passes the channel's `gate` (§5.6).
+   * broker, whose MEDIA arrives on the upstream link and passes the channel's `gate` (§5.5).
    */
   session: PeerSession | null;
   metadata: StreamMetadata;
@@ -108,7 +108,7 @@ export class Channel implements CacheHolder {
   datagramsPerSecond = 0;
   bitsPerSecond = 0;
   /**
-   * Fed by an upstream broker (an edge, PROTOCOL.md §5.6): what lets its MEDIA through, whole
+   * Fed by an upstream broker (an edge, PROTOCOL.md §5.5): what lets its MEDIA through, whole
    * verified frames only; null for a producer's channel.
    */
   gate: FrameGate | null = null;

@@ -12,7 +12,7 @@ export interface BrokerConfig {
   readonly logFormat: LogFormat;
   readonly logFile: string | undefined;
   readonly statsIntervalMs: number;
-  /** An edge's upstream brokers, in the order to try them (PROTOCOL.md §5.6); empty: an origin. */
+  /** An edge's upstream brokers, in the order to try them (PROTOCOL.md §5.5); empty: an origin. */
   readonly upstream: readonly { readonly host: string; readonly port: number }[];
   /** Where /metrics, /healthz and /readyz are served over HTTP; null: not at all. */
   readonly metrics: { readonly host: string; readonly port: number } | null;

@@ -35,7 +35,7 @@ export interface BrokerCounters {
   framesShedBusy: number;
   /** Datagrams the system dropped in the broker's own receive buffers (Linux; from main.ts). */
   receiveBufferDrops: number;
-  /** An edge: frames from the upstream link whose producer signature did not verify, never forwarded (PROTOCOL.md §5.6). */
+  /** An edge: frames from the upstream link whose producer signature did not verify, never forwarded (PROTOCOL.md §5.5). */
   framesForgedUpstream: number;
   /** Dropped datagrams by reason: protocol error codes and FC_DROP_* codes. */
   readonly drops: Map<string, number>;

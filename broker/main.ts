@@ -113,7 +113,7 @@ await runMain('broker', async (run) => {
     onOpenFailure: (client, error) => log.error({ client, err: error }, 'no fan-out socket for a client: it gets no media'),
   });
   if (fanout !== undefined) log.info({ threads: config.options.fanoutThreads }, 'fan-out threads started');
-  // An edge (PROTOCOL.md §5.6): a client session to its upstream broker, moved along the list
+  // An edge (PROTOCOL.md §5.5): a client session to its upstream broker, moved along the list
   // when one stops answering. It heartbeats twice as often as peers do, so a dead upstream is
   // noticed, and left, within half a lease.
   let upstream: Upstream | undefined;

@@ -10,7 +10,7 @@ export interface BrokerOptions {
   readonly sweepIntervalMs: number;
   /** An offline producer nobody subscribes to is forgotten after this long. */
   readonly offlineRetentionMs: number;
-  /** An edge keeps an upstream subscription this long after its last viewer left (PROTOCOL.md §5.6). */
+  /** An edge keeps an upstream subscription this long after its last viewer left (PROTOCOL.md §5.5). */
   readonly upstreamLingerMs: number;
   readonly maxDatagramBytes: number;
   /** LIST and STATS replies may be larger than media datagrams; they are rare and small. */

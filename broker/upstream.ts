@@ -5,7 +5,7 @@ import { isMedia } from '../protocol/media-header.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
 import { BrokerSession, DEFAULT_RETRY_INITIAL_MS, type ConnectedSocket } from '../session/broker-session.ts';
 
-/** What the broker asks of its upstream (an edge, PROTOCOL.md §5.6); tests may pass a double. */
+/** What the broker asks of its upstream (an edge, PROTOCOL.md §5.5); tests may pass a double. */
 export interface UpstreamLink {
   /** Subscribes upstream to `id` (idempotent) and keeps it until `release`; answers come as events. */
   want(id: number): void;
@@ -28,7 +28,7 @@ export interface UpstreamEvents {
 }
 
 /**
- * An edge broker's link to its upstream broker (PROTOCOL.md §5.6): a client session of the
+ * An edge broker's link to its upstream broker (PROTOCOL.md §5.5): a client session of the
  * session layer, subscribed to the IDs the edge's own viewers watch. Every wanted ID is asked
  * for until it is accepted or released; a new session (the upstream restarted, or the link moved
  * to the next upstream of the list) subscribes again to all of them.

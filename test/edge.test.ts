@@ -12,7 +12,7 @@ import { until } from './helpers/until.ts';
 const dir = mkdtempSync(join(tmpdir(), 'framecast-edge-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** An edge broker (PROTOCOL.md §5.6) of `upstream`, on a free port; with its upstream socket's local port. */
+/** An edge broker (PROTOCOL.md §5.5) of `upstream`, on a free port; with its upstream socket's local port. */
 async function startEdge(upstream: string, args: string[] = []): Promise<{ proc: Proc; port: number; address: string; upstreamPort: number }> {
   const proc = new Proc('broker/main.ts', ['--port', '0', '--host', '127.0.0.1', '--upstream', upstream, ...args]);
   const [, upstreamPort] = await proc.waitFor(/^edge of .* from local port (\d+)$/);
@@ -30,7 +30,7 @@ async function listed(broker: string, id: string): Promise<{ online: boolean; vi
 }
 
 
-describe('edge brokers (PROTOCOL.md §5.6)', () => {
+describe('edge brokers (PROTOCOL.md §5.5)', () => {
   it('a tree of depth 3: viewers at an edge and at an edge of an edge get the producer\'s frames byte for byte; the origin serves one link per edge and counts the viewers below; the upstream subscription goes after the linger', async () => {
     const origin = await startBroker();
     new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', origin.address, '--title', 'Test card']);

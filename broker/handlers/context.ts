@@ -44,7 +44,7 @@ export interface BrokerContext {
   takeRetransmit(ip: string, rate: number): boolean;
   /**
    * An edge with no channel for the ID: subscribes to it upstream and answers this SUBSCRIBE once
-   * the upstream broker has (PROTOCOL.md §5.6). False without an upstream.
+   * the upstream broker has (PROTOCOL.md §5.5). False without an upstream.
    */
   askUpstream(s: PeerSession, m: SubscribeMessage): boolean;
   /** A producer here took an ID an edge had from upstream: the upstream subscription goes. */
