@@ -130,13 +130,15 @@ describe.skipIf(why !== '')(`Docker Compose on a real engine${why ? ` (skipped: 
     if (startedEngine) run('bash', ['scripts/docker-engine.sh', 'stop'], { timeoutMs: 60_000 });
   }, 300_000);
 
-  it('up, attach, subscribe; change PRODUCERS both ways without touching the broker or the viewer; stable IDs; record; survive a broker crash', async () => {
+  it('up with two edges, attach, subscribe; change PRODUCERS both ways without touching the broker or the viewer; stable IDs; record; survive a broker crash', async () => {
     // .env as a user sets it: two producers, the published ports moved off 5000 and 9100 (so
     // an npm start on this machine cannot clash), offline producers forgotten after 15 s.
     setEnv(dir, 'PRODUCERS', '2');
     setEnv(dir, 'BROKER_PUBLISHED_PORT', String(await freeUdpPort()));
     setEnv(dir, 'BROKER_METRICS_PORT', String(await freeUdpPort()));
     setEnv(dir, 'BROKER_OFFLINE_RETENTION_S', '15');
+    // Two edges between the broker and the clients: the clients attach to them.
+    setEnv(dir, 'EDGES', '2');
     dc(['up', '-d', '--build'], 900_000);
     const broker = dc(['ps', '-q', 'broker']).trim();
     for (const until = performance.now() + 90_000; inspect(broker, '{{.State.Health.Status}}') !== 'healthy';) {
@@ -145,7 +147,7 @@ describe.skipIf(why !== '')(`Docker Compose on a real engine${why ? ` (skipped: 
     }
 
     // README: docker attach client-1, then type list and subscribe <ID>. Replicas 1 and 2 took
-    // the first two IDs of PRODUCER_IDS.
+    // the first two IDs of PRODUCER_IDS; the client is at an edge, which lists what the broker has.
     let a = new Attached();
     attached.push(a);
     a.type('');
@@ -210,7 +212,9 @@ describe.skipIf(why !== '')(`Docker Compose on a real engine${why ? ` (skipped: 
     process.stdout.write(`figure: docker broker killed -> stream healed after ${((performance.now() - killedAt) / 1000).toFixed(1)} s\n`);
     expect(Number(inspect(broker, '{{.RestartCount}}'))).toBeGreaterThanOrEqual(1);
 
-    // README: docker-compose logs broker shows the broker's log.
+    // README: docker-compose logs broker shows the broker's log; the edges subscribed there on demand.
     expect(dc(['logs', '--no-color', 'broker'])).toMatch(/broker listening/);
+    expect(dc(['logs', '--no-color', 'edge'])).toMatch(/edge: subscribing upstream on demand/);
+    expect(dc(['ps', '-q', 'edge']).trim().split('\n')).toHaveLength(2);
   }, 1_500_000);
 });
