@@ -27,20 +27,25 @@ export async function ownReverseNames(timeoutMs = 1000): Promise<string[]> {
 /** `framecast_producer_2.framecast_default` (Compose v1) or `framecast-producer-2.…` (v2): slot 2. */
 export function replicaSlot(name: string): { name: string; slot: number } | null {
   const first = name.split('.')[0];
+  // A name made of the address (Kubernetes answers `10-244-1-5.…`) says nothing of a slot.
+  if (/^\d+-\d+-\d+-\d+$/.test(first)) return null;
   const m = /^(.+)[_-](\d{1,5})$/.exec(first);
   return m === null || Number(m[2]) < 1 ? null : { name: first, slot: Number(m[2]) };
 }
 
 /**
- * `--id auto`: an identity that survives a container being recreated. Under Docker Compose each
+ * `--id auto`: an identity that survives a container being recreated. Under Kubernetes a
+ * StatefulSet's pod index (PRODUCER_INDEX, 0-based) is the slot less one. Under Docker Compose each
  * replica's container is named after its slot, and Docker's DNS answers a reverse lookup of the
  * container's own address with that name. Slot N takes the Nth of `ids` and `titles`
  * (PRODUCER_IDS, PRODUCER_TITLES); slots past the list take an ID derived from the container's
  * name, the same on every recreate. Without such a name the host name is used: a container's
  * host name is its ID, new on each recreate (the caller says so).
  */
-export async function autoIdentity(ids: readonly number[], titles: readonly string[], names: () => Promise<string[]> = ownReverseNames): Promise<AutoIdentity> {
-  const replica = (await names()).map(replicaSlot).find((r) => r !== null) ?? null;
+export async function autoIdentity(ids: readonly number[], titles: readonly string[], names: () => Promise<string[]> = ownReverseNames, index = process.env.PRODUCER_INDEX): Promise<AutoIdentity> {
+  // Kubernetes: a StatefulSet's pod index (0-based, from the downward API) names the slot.
+  const replica = index !== undefined && /^\d{1,5}$/.test(index) ? { name: hostname(), slot: Number(index) + 1 }
+    : (await names()).map(replicaSlot).find((r) => r !== null) ?? null;
   if (replica === null) {
     const id = autoProducerId(hostname());
     return { id, title: `Producer ${formatProducerId(id)}`, name: hostname(), slot: null };

@@ -81,19 +81,22 @@ describe('automatic producer IDs', async () => {
     expect(replicaSlot('framecast-producer-12.framecast_default')).toEqual({ name: 'framecast-producer-12', slot: 12 });
     expect(replicaSlot('3f2a9c1b7e01')).toBeNull();
     expect(replicaSlot('producer_0')).toBeNull();
+    expect(replicaSlot('10-244-1-5.framecast-origins.framecast.svc.cluster.local')).toBeNull();
   });
   it('takes slot N\'s ID and title from the lists, past them an ID from the name, with no name the host name', async () => {
     const ids = [0x1aaa99, 0x2bbb88];
     const names = (n: string[]) => async () => n;
-    expect(await autoIdentity(ids, ['Test card', ''], names(['x_producer_1.x_default'])))
+    expect(await autoIdentity(ids, ['Test card', ''], names(['x_producer_1.x_default']), undefined))
       .toEqual({ id: 0x1aaa99, title: 'Test card', name: 'x_producer_1', slot: 1 });
-    expect(await autoIdentity(ids, ['Test card', ''], names(['x_producer_2.x_default'])))
+    expect(await autoIdentity(ids, ['Test card', ''], names(['x_producer_2.x_default']), undefined))
       .toEqual({ id: 0x2bbb88, title: 'Producer 2BBB88', name: 'x_producer_2', slot: 2 });
-    const third = await autoIdentity(ids, [], names(['x_producer_3.x_default']));
+    const third = await autoIdentity(ids, [], names(['x_producer_3.x_default']), undefined);
     expect(third).toEqual({ id: autoProducerId('x_producer_3'), title: expect.stringMatching(/^Producer [0-9A-F]{6}$/), name: 'x_producer_3', slot: 3 });
     // The same slot after a recreate: the same ID.
-    expect((await autoIdentity(ids, [], names(['x_producer_3.x_default']))).id).toBe(third.id);
-    expect((await autoIdentity(ids, [], names(['somehost.lan']))).slot).toBeNull();
+    expect((await autoIdentity(ids, [], names(['x_producer_3.x_default']), undefined)).id).toBe(third.id);
+    expect((await autoIdentity(ids, [], names(['somehost.lan']), undefined)).slot).toBeNull();
+    // A Kubernetes StatefulSet's pod index 1 (the second pod): slot 2.
+    expect(await autoIdentity(ids, ['a', 'b'], names(['10-244-1-5.x']), '1')).toMatchObject({ id: 0x2bbb88, title: 'b', slot: 2 });
   });
 });
 
