@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { encode, MediaFlag, MessageType, Track, type MediaMessage } from '../protocol/index.ts';
 import { cannotForge, forger } from './helpers/forge.ts';
+import { LossyRelay } from './helpers/lossy-relay.ts';
 import { Proc, startBroker } from './helpers/procs.ts';
 import { expectSampleFramesInOrder, summaryOf } from './helpers/recording.ts';
 import { brokerStats, sessionPeer } from './helpers/udp.ts';
@@ -58,6 +59,54 @@ describe('edge brokers (PROTOCOL.md §5.5)', () => {
     }
     // Nobody watches any more: after the linger, no edge holds a subscription upstream.
     await until('the origin has no viewer left', async () => (await listed(origin.address, '1AAA99'))?.viewers === 0);
+  });
+
+  it('a viewer back within the linger is served without a new upstream subscription; after it, the edge subscribes again; notices pass through', async () => {
+    const origin = await startBroker([], { LOG_LEVEL: 'info' });
+    const producer = new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', origin.address]);
+    const edge = await startEdge(origin.address, ['--upstream-linger-s', '3']);
+    const upstreamSubscribes = () => origin.proc.stderrLines.filter((l) => l.includes('"msg":"subscribed"')).length;
+    const viewer = new Proc('client/main.ts', ['--broker', edge.address, '--subscribe', '1AAA99']);
+    await viewer.waitFor(/^1AAA99: frames are arriving/);
+    expect(upstreamSubscribes()).toBe(1);
+    viewer.write('unsubscribe 1AAA99');
+    await viewer.waitFor(/^unsubscribed from 1AAA99/);
+    viewer.write('subscribe 1AAA99'); // within the 3 s linger
+    await viewer.waitForNext(/^subscribed to 1AAA99/);
+    viewer.write('stats');
+    await viewer.waitForNext(/^1AAA99: [\d.]+ fps/);
+    expect(upstreamSubscribes()).toBe(1);
+    // Past the linger the upstream subscription is gone; the next viewer brings it back.
+    viewer.write('unsubscribe 1AAA99');
+    await until('the edge unsubscribed upstream', async () => origin.proc.stderrLines.some((l) => l.includes('"msg":"unsubscribed"')));
+    viewer.write('subscribe 1AAA99');
+    await viewer.waitForNext(/^subscribed to 1AAA99/);
+    expect(upstreamSubscribes()).toBe(2);
+    // The producer ends its stream at the origin: the viewer at the edge is told.
+    await producer.kill('SIGTERM');
+    await viewer.waitFor(/^producer 1AAA99 ended its stream \(staying subscribed\)$/);
+    void edge;
+  });
+
+  it('5% loss on the origin-to-edge link and 5% on the edge-to-client link: each hop repairs its own, and the client gets at least 99% of frames whole', async () => {
+    const origin = await startBroker();
+    new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', origin.address]);
+    const upLink = await LossyRelay.start({ upstreamPort: origin.port, dropRate: 0.05, duplicateRate: 0, reorderRate: 0, delayMs: 0, reorderDelayMs: 0, seed: 11 });
+    const edge = await startEdge(`127.0.0.1:${upLink.port}`);
+    const downLink = await LossyRelay.start({ upstreamPort: edge.port, dropRate: 0.05, duplicateRate: 0, reorderRate: 0, delayMs: 0, reorderDelayMs: 0, seed: 12 });
+    try {
+      const viewer = new Proc('client/main.ts', ['--broker', `127.0.0.1:${downLink.port}`, '--subscribe', '1AAA99', '--record', join(dir, 'lossy'), '--duration', '12']);
+      const s = await summaryOf(viewer, '1AAA99', 30_000);
+      const whole = s.frames / (s.frames + s.framesDropped);
+      process.stdout.write(`figure: 5% + 5% loss over two hops: origin-to-edge dropped ${upLink.counts.dropped}/${upLink.counts.impairable}, edge-to-client ${downLink.counts.dropped}/${downLink.counts.impairable}; frames ${s.frames} complete, ${s.framesDropped} dropped (${(100 * whole).toFixed(1)}%); the client reported ${((100 * s.packetsLost) / s.packetsExpected).toFixed(2)}% loss\n`);
+      expect(upLink.counts.dropped).toBeGreaterThan(0);
+      expect(downLink.counts.dropped).toBeGreaterThan(0);
+      expect(whole).toBeGreaterThanOrEqual(0.99);
+      expectSampleFramesInOrder(join(dir, 'lossy', '1AAA99.mjpeg'), s.frames);
+    } finally {
+      upLink.close();
+      downLink.close();
+    }
   });
 
   it.skipIf(cannotForge !== null)(`MEDIA forged on the upstream link, in the upstream broker's name, never reaches the edge's viewers${cannotForge ? ` (skipped: ${cannotForge})` : ''}`, async () => {
