@@ -128,7 +128,7 @@ await runMain('broker', async (run) => {
     const name = up.name;
     upstreamPort = up.socket.address().port;
     followBrokerName(upstream.link, name, {
-      failoverAfterMs: heartbeatIntervalMs * 2,
+      failoverAfterMs: 1.75 * heartbeatIntervalMs,
       onMoved: (address) => log.warn({ upstream: `${name.current.host}:${name.current.port}`, address }, 'the upstream name resolves to a new address: following it'),
       onFailover: (to) => log.warn({ upstream: `${to.host}:${to.port}` }, 'the upstream broker does not answer: moving to the next'),
     });

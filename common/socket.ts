@@ -39,7 +39,8 @@ export async function connectToBroker(brokers: readonly Endpoint[], localPort = 
 /** What followBrokerName needs of a session (BrokerSession). */
 export interface MovableLink {
   on(event: 'quiet' | 'unreachable', listener: () => void): unknown;
-  readonly reachable: boolean;
+  /** When the broker was last heard from (the session's clock). */
+  readonly lastHeardMs: number;
   brokerMoved(): void;
 }
 
@@ -48,7 +49,12 @@ export interface FollowOptions {
   readonly onMoved: (address: string) => void;
   /** The broker in use has not answered for `failoverAfterMs`: the socket moves to the next in the list. */
   readonly onFailover?: (to: Endpoint) => void;
-  /** Silence after which the next broker of the list is tried: a lease (heartbeat × lease intervals). */
+  /**
+   * Silence after which the next broker of the list is tried (and after each move, again).
+   * Producers and clients use 1.75 heartbeat intervals: the first tick after a heartbeat went
+   * unanswered (2 s with the defaults, against a 3 s lease). A lost answer can so move a peer to
+   * another broker of its list for nothing: that costs a resubscription, never the stream.
+   */
   readonly failoverAfterMs: number;
   readonly clock?: () => number;
 }
@@ -56,15 +62,15 @@ export interface FollowOptions {
 /**
  * Keeps the link on a broker that answers (PROTOCOL.md §5.1). At each unanswered heartbeat the
  * broker's name is looked up again; when it moved, the socket follows and the link opens a
- * session there at once. With several brokers, when the one in use has not answered for a
- * lease (it counts as unreachable), the socket moves to the next in the list, and on along it
- * each lease of silence; a new session there makes producers announce and clients resubscribe.
+ * session there at once. With several brokers, when the one in use has been silent for
+ * `failoverAfterMs`, the socket moves to the next in the list, and on along it after each such
+ * silence; a new session there makes producers announce and clients resubscribe.
  */
 export function followBrokerName(link: MovableLink, name: BrokerName, opts: FollowOptions): void {
   const clock = opts.clock ?? (() => performance.now());
   let movedMs = clock();
   const failover = (): void => {
-    if (name.count < 2 || link.reachable || clock() - movedMs < opts.failoverAfterMs) return;
+    if (name.count < 2 || clock() - Math.max(link.lastHeardMs, movedMs) < opts.failoverAfterMs) return;
     movedMs = clock();
     void name.next().then((to) => {
       if (to === null) return;
