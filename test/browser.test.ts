@@ -12,7 +12,7 @@ const why = existsSync(CHROMIUM) ? '' : `no chromium at ${CHROMIUM} (Debian: chr
 if (why !== '') process.stdout.write(`browser test skipped: ${why}\n`);
 
 describe.skipIf(why !== '')(`the live view in a browser${why ? ` (skipped: ${why})` : ''}`, () => {
-  it('shows the live picture, sees it change and the figures move, subscribes to a second producer from the page, and measures glass-to-glass delay', async () => {
+  it('shows the live picture, sees it change and the figures move, subscribes to a second producer from the page and unsubscribes, and measures glass-to-glass delay', async () => {
     const { chromium } = await import('playwright-core');
     const broker = await startBroker();
     new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', broker.address, '--title', 'Test card']);
@@ -73,6 +73,15 @@ describe.skipIf(why !== '')(`the live view in a browser${why ? ` (skipped: ${why
       expect(delays.every((d) => Number.isFinite(d))).toBe(true);
       await page.waitForTimeout(1200); // one more round of figures, so the screenshot shows the delay line
       if (process.env.FRAMECAST_SCREENSHOT) await page.screenshot({ path: process.env.FRAMECAST_SCREENSHOT });
+
+      // Unsubscribing from the page: the card goes, and so does the subscription at the client.
+      await page.click('section.card[data-id="2BBB88"] button');
+      await page.waitForSelector('section.card[data-id="2BBB88"]', { state: 'detached', timeout: 10_000 });
+      client.write('stats');
+      await client.waitForNext(/^client: /);
+      expect(client.stdoutLines.some((l) => l.startsWith('2BBB88: '))).toBe(true); // it was there before
+      const statsAfter = client.stdoutLines.slice(client.stdoutLines.findLastIndex((l) => l.startsWith('1AAA99: ')));
+      expect(statsAfter.some((l) => l.startsWith('2BBB88: '))).toBe(false);
 
       // Closing the tab frees its streams at the client.
       await page.close();
