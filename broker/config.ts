@@ -61,7 +61,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     .addOption(valueOption('--max-sessions <n>', 'sessions (producers and clients) at once', { env: 'BROKER_MAX_SESSIONS', parse: int('max sessions', 1, 10_000_000), default: d.maxSessions }))
     .addOption(valueOption('--offline-retention-s <s>', 'how long a producer that went offline stays in list (while nobody is subscribed to it)',
       { env: 'BROKER_OFFLINE_RETENTION_S', parse: int('offline retention', 0, 30 * 86_400), default: d.offlineRetentionMs / 1000 }))
-    .addOption(valueOption<{ host: string; port: number }[] | false>('--upstream <host:port,...>', 'run as an edge: IDs nobody produces here are subscribed to at this broker (the next in the list when it stops answering); off: an origin',
+    .addOption(valueOption<{ host: string; port: number }[] | false>('--upstream <host:port,...>', 'run as an edge: IDs nobody produces here are subscribed to upstream, at whichever of these brokers has them; off: an origin',
       { env: 'BROKER_UPSTREAM', parse: (v) => (v.trim() === 'off' ? false : parseEndpoints(v, 'upstream')), default: false, text: 'off' }))
     .addOption(valueOption('--upstream-linger-s <s>', 'an edge keeps an upstream subscription this long after its last viewer here left',
       { env: 'BROKER_UPSTREAM_LINGER_S', parse: (v) => parseNumberIn(v, 'upstream linger', -1, 3600), default: d.upstreamLingerMs / 1000 }))

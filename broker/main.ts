@@ -11,7 +11,7 @@ import { loadBrokerConfig } from './config.ts';
 import { RefusalReport } from './refusal-report.ts';
 import { enlargeReceiveBuffer, receiveQueues } from '../common/udp-drops.ts';
 import { connectToBroker, followBrokerName } from '../common/socket.ts';
-import { Upstream } from './upstream.ts';
+import { Upstream, UpstreamPool } from './upstream.ts';
 import { BrokerMetrics, serveMetrics } from './metrics.ts';
 import { statsLine } from './stats-line.ts';
 import type { AddressInfo } from 'node:net';
@@ -113,27 +113,31 @@ await runMain('broker', async (run) => {
     onOpenFailure: (client, error) => log.error({ client, err: error }, 'no fan-out socket for a client: it gets no media'),
   });
   if (fanout !== undefined) log.info({ threads: config.options.fanoutThreads }, 'fan-out threads started');
-  // An edge (PROTOCOL.md §5.5): a client session to its upstream broker, moved along the list
-  // when one stops answering. It heartbeats twice as often as peers do, so a dead upstream is
-  // noticed, and left, within half a lease.
-  let upstream: Upstream | undefined;
-  let upstreamPort = 0;
+  // An edge (PROTOCOL.md §5.5): a client session to each upstream broker, all at once, so that
+  // producers may be spread over origins. The links heartbeat twice as often as peers do, so a
+  // dead upstream is noticed (a lease of those heartbeats: 1.5 s), and what it carried asked of the others.
+  let upstream: UpstreamPool | undefined;
+  const upstreamPorts: number[] = [];
   if (config.upstream.length > 0) {
-    const up = await connectToBroker(config.upstream);
     const heartbeatIntervalMs = Math.max(50, Math.round(config.options.heartbeatIntervalMs / 2));
-    upstream = new Upstream({ socket: up.socket, clock: () => performance.now(), heartbeatIntervalMs, leaseIntervals: config.options.leaseMs / config.options.heartbeatIntervalMs, maxDatagramBytes: config.options.maxDatagramBytes });
-    up.socket.on('message', (d) => upstream!.handleDatagram(d));
-    up.socket.on('error', (err) => log.debug({ err: err.message }, 'upstream socket error'));
-    enlargeReceiveBuffer(up.socket, config.options.socketBufferBytes);
-    const name = up.name;
-    upstreamPort = up.socket.address().port;
-    followBrokerName(upstream.link, name, {
-      failoverAfterMs: 1.75 * heartbeatIntervalMs,
-      onMoved: (address) => log.warn({ upstream: `${name.current.host}:${name.current.port}`, address }, 'the upstream name resolves to a new address: following it'),
-      onFailover: (to) => log.warn({ upstream: `${to.host}:${to.port}` }, 'the upstream broker does not answer: moving to the next'),
-    });
-    upstream.link.on('unreachable', () => log.warn({ upstream: `${name.current.host}:${name.current.port}` }, 'upstream unreachable'));
-    upstream.link.on('reachable', () => log.info({ upstream: `${name.current.host}:${name.current.port}` }, 'upstream reachable'));
+    const links: Upstream[] = [];
+    for (const endpoint of config.upstream) {
+      const up = await connectToBroker([endpoint]);
+      const link = new Upstream({ socket: up.socket, clock: () => performance.now(), heartbeatIntervalMs, leaseIntervals: config.options.leaseMs / config.options.heartbeatIntervalMs, maxDatagramBytes: config.options.maxDatagramBytes });
+      up.socket.on('message', (d) => link.handleDatagram(d));
+      up.socket.on('error', (err) => log.debug({ err: err.message }, 'upstream socket error'));
+      enlargeReceiveBuffer(up.socket, config.options.socketBufferBytes);
+      const where = `${endpoint.host}:${endpoint.port}`;
+      followBrokerName(link.link, up.name, {
+        failoverAfterMs: Infinity,
+        onMoved: (address) => log.warn({ upstream: where, address }, 'the upstream name resolves to a new address: following it'),
+      });
+      link.link.on('unreachable', () => log.warn({ upstream: where }, 'upstream unreachable'));
+      link.link.on('reachable', () => log.info({ upstream: where }, 'upstream reachable'));
+      links.push(link);
+      upstreamPorts.push(up.socket.address().port);
+    }
+    upstream = new UpstreamPool(links);
   }
   const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers, fanout, ingress, upstream });
   if (upstream !== undefined) {
@@ -145,14 +149,15 @@ await runMain('broker', async (run) => {
       broker.upstreamRefused(id, status);
     });
     upstream.on('notice', (m) => broker.upstreamNotice(m));
+    upstream.on('down', (i) => log.warn({ upstream: `${config.upstream[i].host}:${config.upstream[i].port}` }, 'an upstream broker does not answer: asking the others for what it carried'));
     upstream.start();
     // Receiver reports upstream: the edge's own reception, and the audience it serves.
     const reports = setInterval(() => {
-      for (const r of broker.upstreamReports()) upstream!.link.send(r);
+      for (const r of broker.upstreamReports()) upstream!.report(r);
     }, 1000);
     reports.unref();
     log.info({ upstream: config.upstream.map((u) => `${u.host}:${u.port}`) }, 'edge: subscribing upstream on demand');
-    process.stdout.write(`edge of ${config.upstream.map((u) => `${u.host}:${u.port}`).join(', ')} from local port ${upstreamPort}\n`);
+    process.stdout.write(`edge of ${config.upstream.map((u) => `${u.host}:${u.port}`).join(', ')} from local ports ${upstreamPorts.join(', ')}\n`);
   }
   broker.on('producerOnline', (id, address, port, title) => log.info({ producer: formatProducerId(id), address, port, title }, 'producer online'));
   broker.on('producerOffline', (id, reason) => log.info({ producer: formatProducerId(id), reason }, 'producer offline'));

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type { AckDetail, NakMessage, NoticeMessage } from '../protocol/codec.ts';
+import type { AckDetail, NakMessage, NoticeMessage, ReceiverReportMessage } from '../protocol/codec.ts';
 import { MessageType, Role, Status, STATUS_TEXT } from '../protocol/constants.ts';
 import { isMedia } from '../protocol/media-header.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
@@ -16,6 +16,8 @@ export interface UpstreamLink {
 }
 
 export interface UpstreamEvents {
+  /** (A pool.) One upstream fell silent: what it carried is asked of the others. */
+  down: [link: number];
   /** The upstream broker accepted a subscription (at first, or again in a new session): the run to accept. */
   accepted: [id: number, detail: AckDetail];
   /** It does not carry `id` now (asked again until it does, while wanted). */
@@ -121,5 +123,124 @@ export class Upstream extends EventEmitter<UpstreamEvents> implements UpstreamLi
     } finally {
       this.#asking.delete(id);
     }
+  }
+}
+
+/**
+ * An edge's upstream brokers, all at once (PROTOCOL.md §5.5): producers may be spread over
+ * several origins, so an ID is asked of every upstream that answers, and the first to accept it
+ * carries it here (the others are released). That choice is kept while its link answers; when
+ * it falls silent for its lease, every ID it carried is asked of the others again, so a
+ * producer that moved to another origin is found there.
+ */
+export class UpstreamPool extends EventEmitter<UpstreamEvents> implements UpstreamLink {
+  readonly links: readonly Upstream[];
+  readonly #wanted = new Set<number>();
+  /** Which link carries each ID. */
+  readonly #owner = new Map<number, Upstream>();
+  /** Per ID, the links that said it is not live there. */
+  readonly #notLive = new Map<number, Set<Upstream>>();
+  readonly #dead = new Set<Upstream>();
+
+  constructor(links: readonly Upstream[]) {
+    super();
+    this.links = links;
+    for (const link of links) {
+      link.on('accepted', (id, detail) => this.#accepted(link, id, detail));
+      link.on('notLive', (id) => this.#notLiveAt(link, id));
+      link.on('refused', (id, status, message) => {
+        if (this.#owner.get(id) === link || this.#owner.get(id) === undefined) this.emit('refused', id, status, message);
+      });
+      link.on('notice', (m) => {
+        if (this.#owner.get(m.producerId) === link) this.emit('notice', m);
+      });
+      link.on('media', (d) => this.emit('media', d));
+      link.link.on('unreachable', () => this.#down(link));
+      link.link.on('reachable', () => this.#revive(link));
+    }
+  }
+
+  start(): void {
+    for (const link of this.links) link.start();
+  }
+
+  want(id: number): void {
+    if (this.#wanted.has(id)) return;
+    this.#wanted.add(id);
+    this.#notLive.set(id, new Set());
+    for (const link of this.links) if (!this.#dead.has(link)) link.want(id);
+  }
+
+  release(id: number): void {
+    this.#wanted.delete(id);
+    this.#owner.delete(id);
+    this.#notLive.delete(id);
+    for (const link of this.links) link.release(id);
+  }
+
+  async list(): Promise<{ producers: readonly ProducerInfo[]; truncated: boolean } | null> {
+    const replies = await Promise.all(this.links.filter((l) => !this.#dead.has(l)).map((l) => l.list()));
+    if (replies.every((r) => r === null)) return null;
+    const byId = new Map<number, ProducerInfo>();
+    for (const r of replies) for (const p of r?.producers ?? []) if (!byId.has(p.id) || (p.online && !byId.get(p.id)!.online)) byId.set(p.id, p);
+    return { producers: [...byId.values()], truncated: replies.some((r) => r?.truncated === true) };
+  }
+
+  nak(nak: NakMessage): void {
+    this.#owner.get(nak.producerId)?.nak(nak);
+  }
+
+  /** Sends an edge's receiver report to the upstream that carries its stream. */
+  report(m: ReceiverReportMessage): void {
+    this.#owner.get(m.producerId)?.link.send(m);
+  }
+
+  /** The upstream that carries `id` now, if any. */
+  ownerOf(id: number): Upstream | undefined {
+    return this.#owner.get(id);
+  }
+
+  close(): void {
+    for (const link of this.links) link.close();
+  }
+
+  #accepted(link: Upstream, id: number, detail: AckDetail): void {
+    if (!this.#wanted.has(id)) return link.release(id);
+    const owner = this.#owner.get(id);
+    if (owner !== undefined && owner !== link && !this.#dead.has(owner)) return link.release(id); // carried elsewhere
+    this.#owner.set(id, link);
+    for (const other of this.links) if (other !== link) other.release(id);
+    this.emit('accepted', id, detail);
+  }
+
+  /** Not live at `link`: the broker hears so once no upstream that answers has it. */
+  #notLiveAt(link: Upstream, id: number): void {
+    const said = this.#notLive.get(id);
+    if (said === undefined || this.#owner.has(id)) return;
+    said.add(link);
+    if (this.links.every((l) => said.has(l) || this.#dead.has(l))) this.emit('notLive', id);
+  }
+
+  /**
+   * A link unreachable (silent for its lease) is down: what it carried is asked of the others
+   * that answer. With none, it keeps what it carried and asks again when it is back.
+   */
+  #down(link: Upstream): void {
+    if (this.#dead.has(link)) return;
+    this.#dead.add(link);
+    this.emit('down', this.links.indexOf(link));
+    if (this.links.every((l) => this.#dead.has(l))) return;
+    for (const [id, owner] of this.#owner) {
+      if (owner !== link) continue;
+      this.#owner.delete(id);
+      this.#notLive.set(id, new Set());
+      for (const other of this.links) if (!this.#dead.has(other)) other.want(id);
+    }
+  }
+
+  /** A link answers again: it is asked for what is wanted and not carried. */
+  #revive(link: Upstream): void {
+    if (!this.#dead.delete(link)) return;
+    for (const id of this.#wanted) if (!this.#owner.has(id)) link.want(id);
   }
 }

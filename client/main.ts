@@ -80,7 +80,7 @@ await runMain('client', async (main) => {
     else out.write(`live view: ${url}\n`);
   }
   followBrokerName(client.link, name, {
-    failoverAfterMs: 1.75 * config.heartbeatIntervalMs,
+    failoverAfterMs: 2 * config.heartbeatIntervalMs,
     onMoved: (address) => {
       log.info({ address }, 'the broker name resolves to a new address: following it');
       say(`the broker name ${name.current.host} resolves to ${address} now: following it`);

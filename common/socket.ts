@@ -51,9 +51,9 @@ export interface FollowOptions {
   readonly onFailover?: (to: Endpoint) => void;
   /**
    * Silence after which the next broker of the list is tried (and after each move, again).
-   * Producers and clients use 1.75 heartbeat intervals: the first tick after a heartbeat went
-   * unanswered (2 s with the defaults, against a 3 s lease). A lost answer can so move a peer to
-   * another broker of its list for nothing: that costs a resubscription, never the stream.
+   * Producers and clients use two heartbeat intervals (2 s with the defaults, against a 3 s
+   * lease): after a heartbeat goes unanswered the session asks again every quarter interval, so
+   * that is four unanswered tries, and one lost answer moves no one.
    */
   readonly failoverAfterMs: number;
   readonly clock?: () => number;

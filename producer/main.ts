@@ -39,7 +39,7 @@ await runMain('producer', async (run) => {
   });
   socket.on('message', (msg) => producer.link.handleDatagram(msg));
   followBrokerName(producer.link, name, {
-    failoverAfterMs: 1.75 * config.heartbeatIntervalMs,
+    failoverAfterMs: 2 * config.heartbeatIntervalMs,
     onMoved: (address) => log.warn({ broker: `${name.current.host}:${name.current.port}`, address }, 'the broker name resolves to a new address: following it'),
     onFailover: (to) => log.warn({ broker: `${to.host}:${to.port}` }, 'the broker does not answer: moving to the next in the list'),
   });

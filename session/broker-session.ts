@@ -437,8 +437,11 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
       this.#openSession(); // no-op while a handshake runs
     }
     this.#missed = this.#reachable ? 0 : this.#missed + 1;
-    // While unreachable: retry sooner at first, then every interval, with jitter (PROTOCOL.md §5.1).
-    this.#scheduleHeartbeat(this.#reachable ? this.#opts.heartbeatIntervalMs : this.#backoff(this.#missed));
+    // While unreachable: retry sooner at first, then every interval, with jitter. A heartbeat gone
+    // unanswered is followed by another a quarter interval later, so that one lost answer is told
+    // from a broker gone within a few quarters (PROTOCOL.md §5.1).
+    const quiet = silentMs > this.#opts.heartbeatIntervalMs;
+    this.#scheduleHeartbeat(!this.#reachable ? this.#backoff(this.#missed) : quiet ? this.#opts.heartbeatIntervalMs / 4 : this.#opts.heartbeatIntervalMs);
   }
 
   #decode(raw: Buffer): Message | null {
