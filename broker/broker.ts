@@ -528,8 +528,16 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.#upstream === null) return false;
     if (this.#clientOf(s, m) === null) return true; // refused, answered
     const waiting = this.#awaitingUpstream.get(m.producerId) ?? [];
-    // A retry of the same request replaces it; a session waits once per ID.
+    // A retry of the same request replaces it; a session waits once per ID, for as many IDs as it may subscribe to.
     const kept = waiting.filter((w) => w.s !== s);
+    if (kept.length === waiting.length) {
+      let asked = 0;
+      for (const list of this.#awaitingUpstream.values()) for (const w of list) if (w.s === s) asked++;
+      if (asked + (s.client?.subscriptions.size ?? 0) >= this.options.maxSubscriptionsPerClient) {
+        this.#refuse('REFUSED_SUBSCRIPTIONS_PER_CLIENT', s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscriptionsPerClient} subscriptions per client` });
+        return true;
+      }
+    }
     if (kept.length === 0 && waiting.length === 0 && this.#awaitingUpstream.size >= this.options.maxProducers) {
       this.#ack(s, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
       return true;
@@ -588,9 +596,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.#answerWaiting(id, null);
   }
 
-  /** An edge: the upstream broker does not carry `id` now; what waited for it hears so (and asks again). */
+  /**
+   * An edge: no upstream broker carries `id` now. What waited for it hears so; its clients ask
+   * again as they do of any broker, and only their asking makes the edge ask upstream again: an
+   * ID nobody here watches is not asked for (a client cannot make the edge ask on its behalf
+   * after it has gone).
+   */
   upstreamNotLive(id: number): void {
     this.#answerWaiting(id, Status.UNKNOWN_PRODUCER);
+    if (this.#channels.get(id)?.producer == null) this.#upstream?.release(id);
   }
 
   /** An edge: the upstream broker refused `id` (a limit): so is what waited for it. */

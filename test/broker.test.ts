@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { Broker, type Fanout } from '../broker/broker.ts';
 import { RefusalReport } from '../broker/refusal-report.ts';
 import type { BrokerOptions } from '../broker/options.ts';
+import type { UpstreamLink } from '../broker/upstream.ts';
 import { announceAuth } from '../protocol/session-crypto.ts';
 import { openSessionDirect, PeerHandshake, sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
 import {
@@ -61,10 +62,10 @@ class RecordingFanout implements Fanout {
   }
 }
 
-function setup(extra: { fanout?: Fanout; options?: Partial<BrokerOptions> } = {}) {
+function setup(extra: { fanout?: Fanout; options?: Partial<BrokerOptions>; upstream?: UpstreamLink } = {}) {
   let now = 1000;
   const socket = new RecordingSocket();
-  const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000, ...extra.options }, fanout: extra.fanout });
+  const broker = new Broker({ socket, clock: () => now, options: { heartbeatIntervalMs: 1000, leaseMs: 3000, ...extra.options }, fanout: extra.fanout, upstream: extra.upstream });
   const sessions = new Map<string, PeerSessionState>();
   /** A session for an address, opened with the session layer's handshake (PROTOCOL.md §4.9) on first use. */
   const hello = (from: { address: string; port: number }): PeerSessionState => {
@@ -756,6 +757,45 @@ describe('Broker against impossible sources', () => {
     const throwing = new Broker({ socket: { send: () => { throw new RangeError('ERR_SOCKET_BAD_PORT'); } }, clock: () => 1000 });
     expect(() => throwing.handleDatagram(hello, { address: '127.0.0.1', port: 9 })).not.toThrow();
     expect(throwing.counters.sendErrors).toBe(1);
+  });
+});
+
+describe('Broker as an edge (PROTOCOL.md §5.5)', () => {
+  /** An upstream that records what it is asked. */
+  const recordingUpstream = () => {
+    const calls: string[] = [];
+    const link: UpstreamLink = {
+      want: (id) => void calls.push(`want ${id.toString(16)}`),
+      release: (id) => void calls.push(`release ${id.toString(16)}`),
+      list: async () => ({ producers: [], truncated: false }),
+      nak: () => {},
+    };
+    return { calls, link };
+  };
+  const acks = (t: ReturnType<typeof setup>, port: number) => t.socket.to(port).filter((m) => m.type === MessageType.ACK).map((m) => (m as { status: number }).status);
+
+  it('answers a SUBSCRIBE for an ID it does not carry once upstream has, and stops asking upstream for an ID no one here waits for', () => {
+    const up = recordingUpstream();
+    const t = setup({ upstream: up.link });
+    t.subscribe(C1, 0x1aaa99);
+    expect(up.calls).toEqual(['want 1aaa99']);
+    expect(acks(t, C1.port)).toEqual([]); // not yet: waiting for upstream
+    t.broker.upstreamNotLive(0x1aaa99);
+    expect(acks(t, C1.port)).toEqual([Status.UNKNOWN_PRODUCER]);
+    expect(up.calls).toEqual(['want 1aaa99', 'release 1aaa99']);
+    t.subscribe(C1, 0x1aaa99); // the client asks again: so does the edge
+    expect(up.calls.at(-1)).toBe('want 1aaa99');
+    t.broker.upstreamAccepted(0x1aaa99, { metadata, online: true, epoch: 5, frameKey: Buffer.alloc(32, 9) });
+    expect(acks(t, C1.port).at(-1)).toBe(Status.OK);
+    expect(t.broker.subscriptionCount).toBe(1);
+  });
+
+  it('lets a client wait upstream for no more IDs than it may subscribe to', () => {
+    const up = recordingUpstream();
+    const t = setup({ upstream: up.link, options: { maxSubscriptionsPerClient: 3 } });
+    for (const id of [1, 2, 3, 4]) t.subscribe(C1, id);
+    expect(up.calls).toEqual(['want 1', 'want 2', 'want 3']);
+    expect(acks(t, C1.port)).toEqual([Status.LIMIT_REACHED]);
   });
 });
 
