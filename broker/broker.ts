@@ -9,7 +9,7 @@ import {
 } from '../protocol/constants.ts';
 import {
   checkMedia, decode, encodeControl, peekType, type Message, type AckDetail, type ControlMessage,
-  type HelloMessage, type PathResponseMessage, type NoticeMessage, type SubscribeMessage, type ReceiverReportMessage,
+  type HelloMessage, type PathResponseMessage, type NoticeMessage,
 } from '../protocol/codec.ts';
 import { isProtocolError } from '../protocol/errors.ts';
 import { DatagramLog } from '../protocol/history.ts';
@@ -26,8 +26,7 @@ import { CacheBudget, planMemory, type MemoryPlan } from './memory.ts';
 import { LoadGovernor } from './load.ts';
 import { UplinkRepair } from './uplink.ts';
 import type { UpstreamLink } from './upstream.ts';
-import { FrameGate } from '../protocol/frame-gate.ts';
-import { FrameOpener } from '../protocol/frame-seal.ts';
+import { EdgeFeeds } from './edge.ts';
 import type { BrokerContext } from './handlers/context.ts';
 import { handleAnnounce } from './handlers/announce.ts';
 import { handleGoodbye } from './handlers/goodbye.ts';
@@ -162,8 +161,6 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #peers: PeerSockets | null;
   readonly #ingress: Ingress | null;
   readonly #upstream: UpstreamLink | null;
-  /** SUBSCRIBEs waiting for the upstream broker's answer, by producer ID (PROTOCOL.md §5.5). */
-  readonly #awaitingUpstream = new Map<number, { s: PeerSession; m: SubscribeMessage }[]>();
   readonly #fanout: Fanout | null;
 
   constructor(args: {
@@ -220,17 +217,21 @@ export class Broker extends EventEmitter<BrokerEvents> {
         if (s.ingress === null && s.client?.out == null) s.ingress = this.#ingress?.open(s.address, s.port) ?? null;
       },
       takeRetransmit: (ip, rate) => this.#retransmitRate.allow(ip, this.#clock(), rate),
-      askUpstream: (s, m) => this.#askUpstream(s, m),
+      askUpstream: (s, m) => this.#edge?.ask(s, m) ?? false,
       releaseUpstream: (id) => {
         this.#upstream?.release(id);
         this.#channels.get(id)!.gate = null;
       },
+      audience: (ch) => this.#audience(ch),
       dropControl: (code) => this.#dropControl(code),
     };
+    this.#edge = this.#upstream === null ? null : new EdgeFeeds(this.#ctx, this.#upstream);
   }
 
   /** What the message handlers (handlers/) may use of the broker. */
   readonly #ctx: BrokerContext;
+  /** An edge's side of its upstream (null: an origin). */
+  readonly #edge: EdgeFeeds | null;
 
   /** How the memory ceiling is split (PROTOCOL.md §5.3). */
   readonly memory: MemoryPlan;
@@ -499,151 +500,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return ch.audience(this.#clock(), REPORT_FRESH_MS, this.options.maxSubscribersPerProducer * 1000);
   }
 
-  /**
-   * An edge's receiver reports to its upstream broker, one per upstream stream (PROTOCOL.md
-   * §4.11, §5.5): its own link's loss, and the audience it serves, so that counts add up
-   * through a tree of brokers. main.ts sends them about once a second.
-   */
-  upstreamReports(): ReceiverReportMessage[] {
-    const out: ReceiverReportMessage[] = [];
-    for (const ch of this.#channels.values()) {
-      if (ch.producer?.session !== null || ch.gate === null) continue;
-      const expected = ch.upstreamLoss[0].expected + ch.upstreamLoss[1].expected;
-      const lost = ch.upstreamLoss[0].lost + ch.upstreamLoss[1].lost;
-      const de = expected - ch.upstreamReported.expected;
-      const dl = lost - ch.upstreamReported.lost;
-      ch.upstreamReported = { expected, lost };
-      out.push({
-        type: MessageType.RECEIVER_REPORT, producerId: ch.id, requestId: 0,
-        fractionLost: de <= 0 || dl <= 0 ? 0 : Math.min(255, Math.floor((dl * 256) / de)), cumulativeLost: lost, expected, jitterUs: 0,
-        framesComplete: ch.gate.counters.framesReleased, framesDropped: ch.gate.counters.framesExpired, retransmitsReceived: 0,
-        audience: this.#audience(ch),
-      });
-    }
-    return out;
-  }
-
-  /** An edge: a SUBSCRIBE for an ID not carried here waits for the upstream broker's answer. */
-  #askUpstream(s: PeerSession, m: SubscribeMessage): boolean {
-    if (this.#upstream === null) return false;
-    if (this.#clientOf(s, m) === null) return true; // refused, answered
-    const waiting = this.#awaitingUpstream.get(m.producerId) ?? [];
-    // A retry of the same request replaces it; a session waits once per ID, for as many IDs as it may subscribe to.
-    const kept = waiting.filter((w) => w.s !== s);
-    if (kept.length === waiting.length) {
-      let asked = 0;
-      for (const list of this.#awaitingUpstream.values()) for (const w of list) if (w.s === s) asked++;
-      if (asked + (s.client?.subscriptions.size ?? 0) >= this.options.maxSubscriptionsPerClient) {
-        this.#refuse('REFUSED_SUBSCRIPTIONS_PER_CLIENT', s, m, Status.LIMIT_REACHED, { message: `at most ${this.options.maxSubscriptionsPerClient} subscriptions per client` });
-        return true;
-      }
-    }
-    if (kept.length === 0 && waiting.length === 0 && this.#awaitingUpstream.size >= this.options.maxProducers) {
-      this.#ack(s, m, Status.LIMIT_REACHED, { message: `the broker carries at most ${this.options.maxProducers} producers` });
-      return true;
-    }
-    kept.push({ s, m });
-    this.#awaitingUpstream.set(m.producerId, kept);
-    this.#upstream.want(m.producerId);
-    return true;
-  }
-
-  /** The SUBSCRIBEs that waited for the upstream broker, answered as they would be now. */
-  #answerWaiting(id: number, status: Status | null): void {
-    const waiting = this.#awaitingUpstream.get(id);
-    if (waiting === undefined) return;
-    this.#awaitingUpstream.delete(id);
-    for (const { s, m } of waiting) {
-      if (!this.#sessionLive(s)) continue;
-      if (status === null) handleSubscribe(this.#ctx, m, s);
-      else this.#ack(s, m, status);
-    }
-  }
-
-  /**
-   * An edge: the upstream broker accepted our subscription to `id` (PROTOCOL.md §5.5). The
-   * channel is fed from upstream from now on, with the run the upstream broker named; what
-   * waited for it is answered.
-   */
-  upstreamAccepted(id: number, detail: AckDetail): void {
-    let ch = this.#channels.get(id);
-    const p = ch?.producer ?? null;
-    if (p !== null && p.session !== null) {
-      // A producer announced it here meanwhile: it wins; the upstream subscription goes.
-      this.#upstream?.release(id);
-      return this.#answerWaiting(id, null);
-    }
-    if (detail.metadata === undefined || detail.epoch === undefined || detail.frameKey === undefined) return this.#answerWaiting(id, Status.UNKNOWN_PRODUCER);
-    if (ch === undefined) {
-      if (this.#channels.size >= this.options.maxProducers) {
-        this.#upstream?.release(id);
-        return this.#answerWaiting(id, Status.LIMIT_REACHED);
-      }
-      ch = this.#ctx.newChannel(id);
-      this.#channels.set(id, ch);
-    }
-    const now = this.#clock();
-    const newRun = p === null || p.epoch !== detail.epoch || !p.frameKey.equals(detail.frameKey);
-    if (newRun) this.#upstreamRun(ch, detail.frameKey);
-    ch.producer = {
-      session: null, metadata: detail.metadata, epoch: detail.epoch, frameKey: detail.frameKey,
-      lastHeardMs: now, mediaSinceSweep: false, online: p?.online ?? false, offlineSinceMs: p?.offlineSinceMs ?? now,
-    };
-    ch.unwatchedSinceMs = 0;
-    const online = detail.online !== false;
-    if (online && (newRun || !ch.producer.online)) this.#setOnline(ch);
-    else if (!online && ch.producer.online) this.#setOffline(ch, NoticeEvent.PRODUCER_OFFLINE, 'goodbye');
-    this.#answerWaiting(id, null);
-  }
-
-  /**
-   * An edge: no upstream broker carries `id` now. What waited for it hears so; its clients ask
-   * again as they do of any broker, and only their asking makes the edge ask upstream again: an
-   * ID nobody here watches is not asked for (a client cannot make the edge ask on its behalf
-   * after it has gone).
-   */
-  upstreamNotLive(id: number): void {
-    this.#answerWaiting(id, Status.UNKNOWN_PRODUCER);
-    if (this.#channels.get(id)?.producer == null) this.#upstream?.release(id);
-  }
-
-  /** An edge: the upstream broker refused `id` (a limit): so is what waited for it. */
-  upstreamRefused(id: number, status: Status): void {
-    this.#answerWaiting(id, status);
-    const ch = this.#channels.get(id);
-    if (ch?.producer?.session === null) this.#dropUpstream(ch);
-  }
-
-  /** An edge: a NOTICE from the upstream broker about a channel it feeds, passed on to the viewers here. */
-  upstreamNotice(m: NoticeMessage): void {
-    const ch = this.#channels.get(m.producerId);
-    const p = ch?.producer;
-    if (ch === undefined || p == null || p.session !== null) return;
-    if (m.event === NoticeEvent.PRODUCER_ONLINE) {
-      if (m.epoch !== p.epoch || !m.frameKey.equals(p.frameKey)) {
-        this.#upstreamRun(ch, m.frameKey);
-        p.epoch = m.epoch;
-        p.frameKey = m.frameKey;
-      }
-      p.lastHeardMs = this.#clock();
-      this.#setOnline(ch);
-    } else if (p.online) {
-      this.#setOffline(ch, m.event, 'goodbye');
-    }
-  }
-
-  /** A new run of an upstream channel: its frames verify with the new key only. */
-  #upstreamRun(ch: Channel, frameKey: Buffer): void {
-    ch.clearCache();
-    const opener = new FrameOpener({ frameKey, encrypted: false, passKey: null });
-    ch.gate = new FrameGate({ holdMs: this.options.latencyMs, maxBytes: this.options.maxCacheBytesPerProducer, verify: (f, sealed) => opener.verify(f, sealed) });
-  }
-
-  /** An edge: nobody here has watched an upstream channel for the linger: the upstream subscription and the channel go. */
-  #dropUpstream(ch: Channel): void {
-    this.#upstream?.release(ch.id);
-    ch.clearCache();
-    this.#channels.delete(ch.id);
+  /** An edge (PROTOCOL.md §5.5): its upstream's answers, notices and reports, handled by edge.ts. */
+  get edge(): EdgeFeeds | null {
+    return this.#edge;
   }
 
   /**
@@ -861,7 +720,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         if (ch.subscribers.length > 0) ch.unwatchedSinceMs = 0;
         else if (ch.unwatchedSinceMs === 0) ch.unwatchedSinceMs = now;
         else if (now - ch.unwatchedSinceMs > this.options.upstreamLingerMs) {
-          this.#dropUpstream(ch);
+          this.#edge?.drop(ch);
           continue;
         }
       }

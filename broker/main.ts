@@ -142,18 +142,19 @@ await runMain('broker', async (run) => {
   const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers, fanout, ingress, upstream });
   if (upstream !== undefined) {
     upstream.on('media', (d) => broker.feedUpstream(d));
-    upstream.on('accepted', (id, detail) => broker.upstreamAccepted(id, detail));
-    upstream.on('notLive', (id) => broker.upstreamNotLive(id));
+    const edge = broker.edge!;
+    upstream.on('accepted', (id, detail) => edge.accepted(id, detail));
+    upstream.on('notLive', (id) => edge.notLive(id));
     upstream.on('refused', (id, status, message) => {
       log.warn({ producer: formatProducerId(id), message }, 'upstream refused a subscription');
-      broker.upstreamRefused(id, status);
+      edge.refused(id, status);
     });
-    upstream.on('notice', (m) => broker.upstreamNotice(m));
+    upstream.on('notice', (m) => edge.notice(m));
     upstream.on('down', (i) => log.warn({ upstream: `${config.upstream[i].host}:${config.upstream[i].port}` }, 'an upstream broker does not answer: asking the others for what it carried'));
     upstream.start();
     // Receiver reports upstream: the edge's own reception, and the audience it serves.
     const reports = setInterval(() => {
-      for (const r of broker.upstreamReports()) upstream!.report(r);
+      for (const r of edge.reports()) upstream!.report(r);
     }, 1000);
     reports.unref();
     log.info({ upstream: config.upstream.map((u) => `${u.host}:${u.port}`) }, 'edge: subscribing upstream on demand');

@@ -780,12 +780,12 @@ describe('Broker as an edge (PROTOCOL.md §5.5)', () => {
     t.subscribe(C1, 0x1aaa99);
     expect(up.calls).toEqual(['want 1aaa99']);
     expect(acks(t, C1.port)).toEqual([]); // not yet: waiting for upstream
-    t.broker.upstreamNotLive(0x1aaa99);
+    t.broker.edge!.notLive(0x1aaa99);
     expect(acks(t, C1.port)).toEqual([Status.UNKNOWN_PRODUCER]);
     expect(up.calls).toEqual(['want 1aaa99', 'release 1aaa99']);
     t.subscribe(C1, 0x1aaa99); // the client asks again: so does the edge
     expect(up.calls.at(-1)).toBe('want 1aaa99');
-    t.broker.upstreamAccepted(0x1aaa99, { metadata, online: true, epoch: 5, frameKey: Buffer.alloc(32, 9) });
+    t.broker.edge!.accepted(0x1aaa99, { metadata, online: true, epoch: 5, frameKey: Buffer.alloc(32, 9) });
     expect(acks(t, C1.port).at(-1)).toBe(Status.OK);
     expect(t.broker.subscriptionCount).toBe(1);
   });

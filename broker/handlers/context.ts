@@ -49,6 +49,8 @@ export interface BrokerContext {
   askUpstream(s: PeerSession, m: SubscribeMessage): boolean;
   /** A producer here took an ID an edge had from upstream: the upstream subscription goes. */
   releaseUpstream(id: number): void;
+  /** A channel's viewers, edges' reported audiences included (PROTOCOL.md §4.11). */
+  audience(ch: Channel): number;
   /** A control datagram counted as received turns out to be dropped. */
   dropControl(code: string): void;
 }
