@@ -33,6 +33,7 @@ import { handleGoodbye } from './handlers/goodbye.ts';
 import { handleHeartbeat } from './handlers/heartbeat.ts';
 import { handleNak } from './handlers/nak.ts';
 import { handleReport } from './handlers/report.ts';
+import { handleEdge } from './handlers/edge-register.ts';
 import { handleSubscribe, handleUnsubscribe } from './handlers/subscribe.ts';
 
 /** What the broker uses of dgram.Socket; tests may pass a recorder. */
@@ -98,7 +99,7 @@ const REPORT_FRESH_MS = 5000;
 /** Control types a peer may send to the broker within a session. */
 const TO_BROKER: ReadonlySet<number> = new Set([
   MessageType.SUBSCRIBE, MessageType.UNSUBSCRIBE, MessageType.LIST, MessageType.STATS, MessageType.NAK, MessageType.RECEIVER_REPORT,
-  MessageType.ANNOUNCE, MessageType.HEARTBEAT, MessageType.GOODBYE, MessageType.PATH_RESPONSE,
+  MessageType.ANNOUNCE, MessageType.HEARTBEAT, MessageType.GOODBYE, MessageType.PATH_RESPONSE, MessageType.EDGE,
 ]);
 
 export interface BrokerEvents {
@@ -223,6 +224,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
         this.#channels.get(id)!.gate = null;
       },
       audience: (ch) => this.#audience(ch),
+      pickEdge: () => this.#pickEdge(),
       dropControl: (code) => this.#dropControl(code),
     };
     this.#edge = this.#upstream === null ? null : new EdgeFeeds(this.#ctx, this.#upstream);
@@ -255,6 +257,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
   get producerCount(): number {
     let n = 0;
     for (const ch of this.#channels.values()) if (ch.producer?.online) n++;
+    return n;
+  }
+  /** Viewers served, edges' reported audiences included: an edge's load (PROTOCOL.md §5.5). */
+  get audienceTotal(): number {
+    let n = 0;
+    for (const ch of this.#channels.values()) n += this.#audience(ch);
     return n;
   }
   get clientCount(): number {
@@ -347,6 +355,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       case MessageType.GOODBYE: return handleGoodbye(this.#ctx, m, s);
       case MessageType.NAK: return handleNak(this.#ctx, m, s);
       case MessageType.RECEIVER_REPORT: return handleReport(this.#ctx, m, s);
+      case MessageType.EDGE: return handleEdge(this.#ctx, m, s);
     }
   }
 
@@ -493,6 +502,23 @@ export class Broker extends EventEmitter<BrokerEvents> {
     }
     c.datagramsOut += n;
     c.bytesOut += n * msg.length;
+  }
+
+  /**
+   * The least-loaded edge that registered an address in the last few seconds (PROTOCOL.md §5.5):
+   * its reported load plus the viewers sent there since, so a crowd arriving at once is spread.
+   */
+  #pickEdge(): string | null {
+    const now = this.#clock();
+    let best: PeerSession | null = null;
+    for (const s of this.#sessions.values()) {
+      const e = s.edge;
+      if (e === null || e.advertise === null || now - e.heardMs > REPORT_FRESH_MS) continue;
+      if (best === null || e.load + e.assigned < best.edge!.load + best.edge!.assigned) best = s;
+    }
+    if (best === null) return null;
+    best.edge!.assigned++;
+    return best.edge!.advertise;
   }
 
   /** Viewers of a channel, edges' audiences included (PROTOCOL.md §4.11). */

@@ -1,4 +1,4 @@
-import { ConfigError, loadEnv, parseEndpoints, parseIntIn, parseListen, parseNumberIn, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
+import { ConfigError, loadEnv, parseEndpoint, parseEndpoints, parseIntIn, parseListen, parseNumberIn, parsePort, parseProducerSecrets, type LogLevel } from '../common/config.ts';
 import { addLatencyOption, addSharedOptions, switchOption, valueOption, type SharedOptions } from '../common/options.ts';
 import type { LogFormat } from '../common/logger.ts';
 import { newProgram, parseProgram } from '../common/run.ts';
@@ -12,8 +12,10 @@ export interface BrokerConfig {
   readonly logFormat: LogFormat;
   readonly logFile: string | undefined;
   readonly statsIntervalMs: number;
-  /** An edge's upstream brokers, in the order to try them (PROTOCOL.md §5.5); empty: an origin. */
+  /** An edge's upstream brokers (PROTOCOL.md §5.5); empty: an origin. */
   readonly upstream: readonly { readonly host: string; readonly port: number }[];
+  /** An edge: `host:port` where viewers reach it, told upstream; null: not told. */
+  readonly advertise: string | null;
   /** Where /metrics, /healthz and /readyz are served over HTTP; null: not at all. */
   readonly metrics: { readonly host: string; readonly port: number } | null;
   readonly options: BrokerOptions;
@@ -35,6 +37,8 @@ interface Flags extends SharedOptions {
   offlineRetentionS: number;
   upstream: { host: string; port: number }[] | false;
   upstreamLingerS: number;
+  advertise?: string;
+  redirect: boolean;
   metrics: { host: string; port: number } | false;
   logFile?: string;
   latencyMs: number;
@@ -65,6 +69,9 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
       { env: 'BROKER_UPSTREAM', parse: (v) => (v.trim() === 'off' ? false : parseEndpoints(v, 'upstream')), default: false, text: 'off' }))
     .addOption(valueOption('--upstream-linger-s <s>', 'an edge keeps an upstream subscription this long after its last viewer here left',
       { env: 'BROKER_UPSTREAM_LINGER_S', parse: (v) => parseNumberIn(v, 'upstream linger', -1, 3600), default: d.upstreamLingerMs / 1000 }))
+    .addOption(valueOption('--advertise <host:port>', 'an edge: where viewers reach it, told to its upstream brokers (proven with BROKER_EDGE_SECRET) so that they may redirect viewers here',
+      { env: 'BROKER_ADVERTISE', parse: (v) => { const e = parseEndpoint(v, 'advertised address'); return `${e.host}:${e.port}`; } }))
+    .addOption(switchOption('--redirect', 'answer viewers\' SUBSCRIBE with a redirect to the least-loaded edge that registered (edges need BROKER_EDGE_SECRET)', 'BROKER_REDIRECT'))
     .addOption(valueOption<{ host: string; port: number } | false>('--metrics <[host:]port>', 'serve /metrics (Prometheus), /healthz and /readyz over HTTP here; a bare port is on 127.0.0.1; off: not at all',
       { env: 'BROKER_METRICS', parse: (v) => parseListen(v, 'metrics address'), default: false, text: 'off' }))
     .option('--log-file <path>', 'write logs to this file instead of stderr');
@@ -86,6 +93,9 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     maxSessions: o.maxSessions,
     offlineRetentionMs: o.offlineRetentionS * 1000,
     upstreamLingerMs: o.upstreamLingerS * 1000,
+    redirect: o.redirect,
+    // From the environment only, as the producer secrets.
+    edgeSecret: process.env.BROKER_EDGE_SECRET === undefined || process.env.BROKER_EDGE_SECRET === '' ? null : process.env.BROKER_EDGE_SECRET,
     maxControlPerSecondPerSession: o.maxControlRate,
     maxMemoryBytes: o.maxMemoryMb * 2 ** 20,
     latencyMs: o.latencyMs,
@@ -105,6 +115,7 @@ export function loadBrokerConfig(argv: readonly string[]): BrokerConfig {
     logFile: o.logFile,
     statsIntervalMs: o.statsIntervalS * 1000,
     upstream: o.upstream === false ? [] : o.upstream,
+    advertise: o.advertise ?? null,
     metrics: o.metrics === false ? null : o.metrics,
     options,
   });

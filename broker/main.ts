@@ -117,13 +117,18 @@ await runMain('broker', async (run) => {
   // producers may be spread over origins. The links heartbeat twice as often as peers do, so a
   // dead upstream is noticed (a lease of those heartbeats: 1.5 s), and what it carried asked of the others.
   let upstream: UpstreamPool | undefined;
+  /** An edge's load as its upstreams are told it: its audience, once the broker exists. */
+  let edgeLoad = (): number => 0;
   const upstreamPorts: number[] = [];
   if (config.upstream.length > 0) {
     const heartbeatIntervalMs = Math.max(50, Math.round(config.options.heartbeatIntervalMs / 2));
     const links: Upstream[] = [];
     for (const endpoint of config.upstream) {
       const up = await connectToBroker([endpoint]);
-      const link = new Upstream({ socket: up.socket, clock: () => performance.now(), heartbeatIntervalMs, leaseIntervals: config.options.leaseMs / config.options.heartbeatIntervalMs, maxDatagramBytes: config.options.maxDatagramBytes });
+      const link = new Upstream({
+        socket: up.socket, clock: () => performance.now(), heartbeatIntervalMs, leaseIntervals: config.options.leaseMs / config.options.heartbeatIntervalMs, maxDatagramBytes: config.options.maxDatagramBytes,
+        edge: { advertise: config.advertise, secret: config.options.edgeSecret, load: () => edgeLoad() },
+      });
       up.socket.on('message', (d) => link.handleDatagram(d));
       up.socket.on('error', (err) => log.debug({ err: err.message }, 'upstream socket error'));
       enlargeReceiveBuffer(up.socket, config.options.socketBufferBytes);
@@ -140,6 +145,7 @@ await runMain('broker', async (run) => {
     upstream = new UpstreamPool(links);
   }
   const broker = new Broker({ socket, clock: () => performance.now(), options: config.options, peers, fanout, ingress, upstream });
+  edgeLoad = () => broker.audienceTotal;
   if (upstream !== undefined) {
     upstream.on('media', (d) => broker.feedUpstream(d));
     const edge = broker.edge!;
@@ -155,6 +161,7 @@ await runMain('broker', async (run) => {
     // Receiver reports upstream: the edge's own reception, and the audience it serves.
     const reports = setInterval(() => {
       for (const r of edge.reports()) upstream!.report(r);
+      for (const link of upstream!.links) link.announceEdge();
     }, 1000);
     reports.unref();
     log.info({ upstream: config.upstream.map((u) => `${u.host}:${u.port}`) }, 'edge: subscribing upstream on demand');

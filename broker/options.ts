@@ -12,6 +12,10 @@ export interface BrokerOptions {
   readonly offlineRetentionMs: number;
   /** An edge keeps an upstream subscription this long after its last viewer left (PROTOCOL.md §5.5). */
   readonly upstreamLingerMs: number;
+  /** Answer viewers' SUBSCRIBE with a redirect to the least-loaded edge that registered (PROTOCOL.md §5.5). */
+  readonly redirect: boolean;
+  /** The secret edges prove to register an address viewers may be redirected to; null: none may. */
+  readonly edgeSecret: string | null;
   readonly maxDatagramBytes: number;
   /** LIST and STATS replies may be larger than media datagrams; they are rare and small. */
   readonly maxReplyBytes: number;
@@ -89,6 +93,8 @@ export const DEFAULT_BROKER_OPTIONS: BrokerOptions = Object.freeze({
   sweepIntervalMs: 100,
   offlineRetentionMs: 5 * 60_000,
   upstreamLingerMs: 5000,
+  redirect: false,
+  edgeSecret: null,
   maxDatagramBytes: DEFAULT_MAX_DATAGRAM_BYTES,
   maxReplyBytes: 8192,
   maxProducers: 1000,

@@ -44,6 +44,11 @@ export interface PeerSession {
    */
   ingress: { close(): void } | null;
   readonly peerPublicKey: Buffer;
+  /**
+   * An edge's session (PROTOCOL.md §5.5), once it has said so: never redirected; with a proven
+   * `advertise`, where viewers may be redirected, its reported load, and the viewers sent there since.
+   */
+  edge: { advertise: string | null; load: number; heardMs: number; assigned: number } | null;
 }
 
 export interface SessionLimits {
@@ -104,7 +109,7 @@ export class SessionTable {
     const session: PeerSession = {
       id, keys, address: args.address, port: args.port, ip: args.address, lastHeardMs: args.nowMs, replay: new ReplayWindow(),
       mediaTokenHi: keys.mediaToken.readUInt32BE(0), mediaTokenLo: keys.mediaToken.readUInt32BE(4),
-      nextPacketNo: 1, client: null, producerIds: new Set(), controlTokens: args.burst.control, nakTokens: args.burst.nak, refillMs: args.nowMs,
+      nextPacketNo: 1, client: null, edge: null, producerIds: new Set(), controlTokens: args.burst.control, nakTokens: args.burst.nak, refillMs: args.nowMs,
       probe: null, welcome: null, ingress: null, peerPublicKey: Buffer.from(args.peerPublicKey),
     };
     this.#byId.set(id, session);

@@ -4,6 +4,17 @@ import { MessageType, Role, Status, STATUS_TEXT } from '../protocol/constants.ts
 import { isMedia } from '../protocol/media-header.ts';
 import type { ProducerInfo } from '../protocol/metadata.ts';
 import { BrokerSession, DEFAULT_RETRY_INITIAL_MS, type ConnectedSocket } from '../session/broker-session.ts';
+import { edgeAuth } from '../protocol/session-crypto.ts';
+
+/** What an edge tells its upstream brokers of itself (PROTOCOL.md §5.5). */
+export interface EdgeIdentity {
+  /** `host:port` where viewers reach this edge, or null: not to be redirected to. */
+  readonly advertise: string | null;
+  /** The edge secret that proves `advertise`; null: the address is not sent. */
+  readonly secret: string | null;
+  /** Viewers this edge serves now. */
+  readonly load: () => number;
+}
 
 /** What the broker asks of its upstream (an edge, PROTOCOL.md §5.5); tests may pass a double. */
 export interface UpstreamLink {
@@ -43,9 +54,12 @@ export class Upstream extends EventEmitter<UpstreamEvents> implements UpstreamLi
   #sessions = 0;
   #closed = false;
 
-  constructor(args: { socket: ConnectedSocket; clock: () => number; heartbeatIntervalMs: number; leaseIntervals: number; maxDatagramBytes: number }) {
+  readonly #edge: EdgeIdentity;
+
+  constructor(args: { socket: ConnectedSocket; clock: () => number; heartbeatIntervalMs: number; leaseIntervals: number; maxDatagramBytes: number; edge?: EdgeIdentity }) {
     super();
     this.#heartbeatIntervalMs = args.heartbeatIntervalMs;
+    this.#edge = args.edge ?? { advertise: null, secret: null, load: () => 0 };
     this.link = new BrokerSession({
       socket: args.socket, clock: args.clock,
       options: {
@@ -54,6 +68,8 @@ export class Upstream extends EventEmitter<UpstreamEvents> implements UpstreamLi
       },
     });
     this.link.on('established', () => {
+      // First of all, that this is an edge: an upstream broker that spreads viewers must not redirect it.
+      this.announceEdge();
       if (this.#sessions++ === 0) return;
       for (const id of this.#wanted) void this.#ask(id);
     });
@@ -96,6 +112,18 @@ export class Upstream extends EventEmitter<UpstreamEvents> implements UpstreamLi
     this.link.send(nak);
   }
 
+  /** EDGE (PROTOCOL.md §5.5): this is an edge, and with an advertised address proven by the edge secret, where viewers reach it and its load. */
+  announceEdge(): void {
+    const s = this.link.session;
+    if (s === null) return;
+    const { advertise, secret } = this.#edge;
+    const proven = advertise !== null && secret !== null;
+    this.link.send({
+      type: MessageType.EDGE, producerId: 0, requestId: 0, load: this.#edge.load(),
+      advertise: proven ? advertise : '', auth: proven ? edgeAuth(secret, s.keys.binding, advertise) : Buffer.alloc(0),
+    });
+  }
+
   close(): void {
     this.#closed = true;
     for (const id of this.#wanted) this.link.send({ type: MessageType.UNSUBSCRIBE, producerId: id, requestId: 0 });
@@ -112,11 +140,15 @@ export class Upstream extends EventEmitter<UpstreamEvents> implements UpstreamLi
         const r = await this.link.request({ type: MessageType.SUBSCRIBE, producerId: id, requestId: 0 });
         if (!this.#wanted.has(id)) return;
         if (r?.type === MessageType.ACK && r.status === Status.OK) return void this.emit('accepted', id, r.detail);
-        if (r?.type === MessageType.ACK && r.status !== Status.UNKNOWN_PRODUCER) {
+        if (r?.type === MessageType.ACK && r.status === Status.REDIRECT) {
+          // Taken for a viewer (our EDGE was lost on the way): say again what we are, and ask again.
+          this.announceEdge();
+        } else if (r?.type === MessageType.ACK && r.status !== Status.UNKNOWN_PRODUCER) {
           this.#wanted.delete(id);
           return void this.emit('refused', id, r.status, r.detail.message ?? STATUS_TEXT[r.status]);
+        } else if (r !== null) {
+          this.emit('notLive', id);
         }
-        if (r !== null) this.emit('notLive', id);
         const delayMs = Math.min(this.#heartbeatIntervalMs, DEFAULT_RETRY_INITIAL_MS * 2 ** round) * (0.5 + Math.random() / 2);
         await this.link.waitOrEstablished(delayMs);
       }

@@ -56,6 +56,8 @@ export interface ClientEvents {
   /** A new session with the broker (it restarted, or forgot ours): subscribing again to everything. */
   resubscribing: [];
   resubscribed: [id: number];
+  /** The broker sent us to an edge (`host:port`, PROTOCOL.md §5.5): the entry point moves the socket there. */
+  redirected: [to: string];
 }
 
 export type RequestResult =
@@ -149,6 +151,13 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
       this.#accepted(sub, r.detail);
       return { ok: true, metadata: r.detail.metadata, online: r.detail.online };
     }
+    if (r?.type === MessageType.ACK && r.status === Status.REDIRECT && r.detail.redirect !== undefined && sub.active) {
+      // Spread to an edge: still wanted, subscribed there once the session has moved (#heal).
+      sub.waiting = 'broker';
+      this.emit('redirected', r.detail.redirect);
+      void this.#keepAsking(sub);
+      return { ok: false, status: Status.REDIRECT, message: `sent to the edge ${r.detail.redirect}: subscribing there`, waiting: true };
+    }
     if (r === null || (r.type === MessageType.ACK && r.status === Status.UNKNOWN_PRODUCER)) {
       // What the user asked for stays wanted until they unsubscribe: asked again, with backoff,
       // until the broker answers however late and the producer is live (PROTOCOL.md §5.1).
@@ -184,6 +193,10 @@ export class FramecastClient extends EventEmitter<ClientEvents> {
         if (r.type === MessageType.ACK && r.status === Status.OK) {
           this.#accepted(sub, r.detail);
           this.emit('subscribedLate', sub.id, waitedFor);
+        } else if (r.type === MessageType.ACK && r.status === Status.REDIRECT && r.detail.redirect !== undefined) {
+          // Sent to an edge: still wanted, asked there once the session has moved.
+          sub.waiting = 'broker';
+          this.emit('redirected', r.detail.redirect);
         } else if (r.type === MessageType.ACK && r.status === Status.UNKNOWN_PRODUCER) {
           // Not live yet: it stays wanted. The broker's first answer came with ours: its producer
           // is likely announcing this very moment, so the backoff starts again, once.

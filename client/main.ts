@@ -7,7 +7,7 @@ import { formatProducerId } from '../protocol/ids.ts';
 import { FramecastClient } from './client.ts';
 import { HELP_TEXT, parseCommand, type Command } from './commands.ts';
 import { loadClientConfig } from './config.ts';
-import { ConfigError } from '../common/config.ts';
+import { ConfigError, parseEndpoint } from '../common/config.ts';
 import { HttpView } from './sinks/http-view.ts';
 import { recordTo } from './sinks/recorder.ts';
 import { pipeFrames } from './sinks/stdout.ts';
@@ -79,6 +79,24 @@ await runMain('client', async (main) => {
     if (config.durationS === null) say(`live view: ${url}`);
     else out.write(`live view: ${url}\n`);
   }
+  // Sent to an edge (PROTOCOL.md §5.5): the socket moves there and every subscription follows;
+  // at most once every few seconds, so two brokers that send us to each other cannot spin us.
+  let redirectedMs = -Infinity;
+  client.on('redirected', (to) => {
+    if (performance.now() - redirectedMs < 5000) return;
+    redirectedMs = performance.now();
+    let endpoint: { host: string; port: number };
+    try {
+      endpoint = parseEndpoint(to, 'redirect');
+    } catch {
+      return say(`the broker sent us to '${to.slice(0, 40)}', which is not host:port: staying`);
+    }
+    void name.redirect(endpoint).then((ok) => {
+      if (!ok) return say(`the broker sent us to ${to}, which cannot be reached: staying`);
+      say(`the broker sent us to the edge ${to}: subscribing there`);
+      client.link.brokerMoved();
+    });
+  });
   followBrokerName(client.link, name, {
     failoverAfterMs: 2 * config.heartbeatIntervalMs,
     onMoved: (address) => {

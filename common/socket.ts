@@ -100,7 +100,7 @@ export function followBrokerName(link: MovableLink, name: BrokerName, opts: Foll
  */
 export class BrokerName {
   readonly #socket: dgram.Socket;
-  readonly #brokers: readonly Endpoint[];
+  #brokers: readonly Endpoint[];
   #index = 0;
   #looking = false;
 
@@ -141,6 +141,20 @@ export class BrokerName {
       return null; // the name does not resolve now: asked again at the next silence
     } finally {
       this.#looking = false;
+    }
+  }
+
+  /**
+   * Moves the socket to `to`, a broker this one sent us to (an edge, PROTOCOL.md §5.5), put first
+   * in the list: if it stops answering, the list goes on as given.
+   */
+  async redirect(to: Endpoint): Promise<boolean> {
+    this.#brokers = [to, ...this.#brokers.filter((b) => b.host !== to.host || b.port !== to.port)];
+    this.#index = 0;
+    try {
+      return await this.connect(isIP(to.host) !== 0 ? to.host : await this.#resolve(to.host));
+    } catch {
+      return false;
     }
   }
 

@@ -69,6 +69,8 @@ export interface AckDetail {
   /** With status OK to a SUBSCRIBE: the producer's current run, and the key its frames are signed with (PROTOCOL.md §3.7). */
   readonly epoch?: number;
   readonly frameKey?: Buffer;
+  /** With status REDIRECT: `host:port` of the edge to subscribe at (PROTOCOL.md §5.5). */
+  readonly redirect?: string;
 }
 export interface AckMessage extends Control {
   readonly type: typeof MessageType.ACK;
@@ -136,8 +138,19 @@ export interface StatsReplyMessage extends Control {
   readonly stats: Readonly<Record<string, number>>;
 }
 
+/** EDGE (PROTOCOL.md §5.5): an edge tells its upstream broker it is one, and with `advertise`, where viewers reach it and its load. */
+export interface EdgeMessage extends Control {
+  readonly type: typeof MessageType.EDGE;
+  /** Viewers it serves now. */
+  readonly load: number;
+  /** With `advertise`: HMAC of the edge secret over the session binding and `advertise`; else empty. */
+  readonly auth: Buffer;
+  /** `host:port` where viewers reach it, or '' (an edge not to be redirected to, only not redirected). */
+  readonly advertise: string;
+}
+
 export type ControlMessage =
-  | AnnounceMessage | SubscribeMessage | UnsubscribeMessage | AckMessage | ListMessage | ListReplyMessage
+  | EdgeMessage | AnnounceMessage | SubscribeMessage | UnsubscribeMessage | AckMessage | ListMessage | ListReplyMessage
   | GoodbyeMessage | HeartbeatMessage | NoticeMessage | StatsMessage | StatsReplyMessage | HelloMessage
   | NakMessage | ReceiverReportMessage | PathChallengeMessage | PathResponseMessage | SessionUnknownMessage;
 export type Message = MediaMessage | ControlMessage;
@@ -225,6 +238,15 @@ function controlBody(m: ControlMessage): Buffer {
     case MessageType.PATH_CHALLENGE:
     case MessageType.PATH_RESPONSE:
       return Buffer.from(m.nonce);
+    case MessageType.EDGE: {
+      const advertise = Buffer.from(m.advertise, 'utf8');
+      if (advertise.length > MAX_ADVERTISE_BYTES) throw new ProtocolError(E.BAD_FIELD, `EDGE advertise longer than ${MAX_ADVERTISE_BYTES} bytes`);
+      if (m.auth.length !== 0 && m.auth.length !== ANNOUNCE_AUTH_BYTES) throw new ProtocolError(E.BAD_FIELD, `EDGE auth must be 0 or ${ANNOUNCE_AUTH_BYTES} bytes`);
+      const head = Buffer.allocUnsafe(5);
+      head.writeUInt32BE(m.load >>> 0, 0);
+      head[4] = m.auth.length;
+      return Buffer.concat([head, m.auth, advertise]);
+    }
     case MessageType.SESSION_UNKNOWN: {
       const body = Buffer.allocUnsafe(SESSION_UNKNOWN_BODY_BYTES);
       body.writeUInt32BE(m.unknownSessionId >>> 0, 0);
@@ -323,6 +345,9 @@ export function checkMedia(buf: Buffer): E | null {
   return null;
 }
 
+/** An edge's advertised address, `host:port` (PROTOCOL.md §5.5). */
+const MAX_ADVERTISE_BYTES = 261;
+
 const MEDIA_ERROR_TEXT: Record<string, string> = {
   [E.TOO_SHORT]: `MEDIA datagram shorter than its ${MEDIA_HEADER_BYTES}-byte header`,
   [E.BAD_TRACK]: 'MEDIA track is neither video (0) nor audio (1)',
@@ -380,7 +405,11 @@ function decodeAckDetail(buf: Buffer): AckDetail {
   if (raw.frameKey !== undefined) {
     if (!(raw.frameKey instanceof Uint8Array) || raw.frameKey.length !== FRAME_KEY_BYTES) throw new ProtocolError(E.BAD_FIELD, `ACK frameKey must be ${FRAME_KEY_BYTES} bytes`);
     detail.frameKey = Buffer.from(raw.frameKey);
+  }  if (raw.redirect !== undefined) {
+    if (typeof raw.redirect !== 'string' || raw.redirect.length > MAX_ADVERTISE_BYTES) throw new ProtocolError(E.BAD_FIELD, 'ACK redirect must be a short host:port');
+    detail.redirect = raw.redirect;
   }
+
   return detail;
 }
 
@@ -446,6 +475,17 @@ function decodeControl(whole: Buffer, type: MessageType, producerId: number): Co
       if (len !== 0 && len !== TOKEN_BYTES) throw new ProtocolError(E.BAD_FIELD, `HELLO token must be 0 or ${TOKEN_BYTES} bytes, not ${len}`);
       const keyAt = CONTROL_HEADER_BYTES + 1 + len;
       return { type, ...base, token: buf.subarray(CONTROL_HEADER_BYTES + 1, keyAt), publicKey: buf.subarray(keyAt, keyAt + PUBLIC_KEY_BYTES) };
+    }
+    case MessageType.EDGE: {
+      const b = CONTROL_HEADER_BYTES;
+      if (buf.length < b + 5) throw new ProtocolError(E.TOO_SHORT, 'EDGE body shorter than its load and auth length');
+      const authBytes = buf[b + 4];
+      if (authBytes !== 0 && authBytes !== ANNOUNCE_AUTH_BYTES) throw new ProtocolError(E.BAD_FIELD, `EDGE auth must be 0 or ${ANNOUNCE_AUTH_BYTES} bytes, not ${authBytes}`);
+      const auth = buf.subarray(b + 5, b + 5 + authBytes);
+      if (auth.length !== authBytes) throw new ProtocolError(E.TOO_SHORT, 'EDGE cut short in its auth field');
+      const advertise = buf.subarray(b + 5 + authBytes);
+      if (advertise.length > MAX_ADVERTISE_BYTES || (advertise.length > 0) !== (authBytes > 0)) throw new ProtocolError(E.BAD_FIELD, 'EDGE advertise must be short, and proven by auth when given');
+      return { type, ...base, load: buf.readUInt32BE(b), auth, advertise: advertise.toString('utf8') };
     }
     case MessageType.PATH_CHALLENGE:
     case MessageType.PATH_RESPONSE:

@@ -54,6 +54,7 @@ export const MessageType = {
   PATH_CHALLENGE: 0x1e,
   PATH_RESPONSE: 0x1f,
   SESSION_UNKNOWN: 0x20,
+  EDGE: 0x21,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 
@@ -89,6 +90,7 @@ export const Status = {
   NOT_SUBSCRIBED: 6,
   VALIDATE: 7,
   AUTH_FAILED: 8,
+  REDIRECT: 9,
 } as const;
 export type Status = (typeof Status)[keyof typeof Status];
 
@@ -102,6 +104,7 @@ export const STATUS_TEXT: Record<Status, string> = {
   [Status.NOT_SUBSCRIBED]: 'not subscribed',
   [Status.VALIDATE]: 'echo the token to prove this address receives',
   [Status.AUTH_FAILED]: 'this producer ID needs a valid secret',
+  [Status.REDIRECT]: 'subscribe at the edge named in the answer',
 };
 
 /** ANNOUNCE auth: HMAC-SHA256(secret, session binding, producer ID) (PROTOCOL.md §4.1). */

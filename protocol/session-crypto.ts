@@ -100,6 +100,15 @@ export function announceAuth(secret: string, binding: Buffer, producerId: number
   return createHmac('sha256', secret).update('framecast announce\n').update(binding).update(id).digest().subarray(0, ANNOUNCE_AUTH_BYTES);
 }
 
+/** An edge's proof of the shared edge secret (PROTOCOL.md §5.5), bound to its session and to the address it advertises. */
+export function edgeAuth(secret: string, binding: Buffer, advertise: string): Buffer {
+  return createHmac('sha256', secret).update('framecast edge\n').update(binding).update(advertise).digest().subarray(0, ANNOUNCE_AUTH_BYTES);
+}
+
+export function verifyEdgeAuth(auth: Buffer, secret: string, binding: Buffer, advertise: string): boolean {
+  return auth.length === ANNOUNCE_AUTH_BYTES && timingSafeEqual(edgeAuth(secret, binding, advertise), auth);
+}
+
 export function verifyAnnounceAuth(auth: Buffer, secret: string, binding: Buffer, producerId: number): boolean {
   return auth.length === ANNOUNCE_AUTH_BYTES && timingSafeEqual(announceAuth(secret, binding, producerId), auth);
 }

@@ -3,7 +3,7 @@ import { Broker, type Fanout } from '../broker/broker.ts';
 import { RefusalReport } from '../broker/refusal-report.ts';
 import type { BrokerOptions } from '../broker/options.ts';
 import type { UpstreamLink } from '../broker/upstream.ts';
-import { announceAuth } from '../protocol/session-crypto.ts';
+import { announceAuth, edgeAuth } from '../protocol/session-crypto.ts';
 import { openSessionDirect, PeerHandshake, sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
 import {
   decode, encode, MediaFlag, MediaPacketizer, MessageType, NoticeEvent, Role, Status, Track, type Message,
@@ -788,6 +788,31 @@ describe('Broker as an edge (PROTOCOL.md §5.5)', () => {
     t.broker.edge!.accepted(0x1aaa99, { metadata, online: true, epoch: 5, frameKey: Buffer.alloc(32, 9) });
     expect(acks(t, C1.port).at(-1)).toBe(Status.OK);
     expect(t.broker.subscriptionCount).toBe(1);
+  });
+
+  it('redirects a viewer\'s SUBSCRIBE to the least-loaded edge that proved the edge secret, never an edge\'s own, and takes no address without the proof', () => {
+    const t = setup({ options: { redirect: true, edgeSecret: 'edges-only' } });
+    t.announce();
+    const E1 = { address: '10.0.0.8', port: 7001 };
+    const E2 = { address: '10.0.0.9', port: 7002 };
+    const edge = (from: typeof E1, advertise: string, load: number, secret = 'edges-only') =>
+      t.feed({ type: MessageType.EDGE, producerId: 0, requestId: 0, load, advertise, auth: edgeAuth(secret, t.hello(from).keys.binding, advertise) }, from);
+    // A viewer claiming to be an edge without the secret: its address is not taken.
+    edge(C2, '203.0.113.7:5000', 0, 'guessed');
+    t.subscribe(C1);
+    expect(acks(t, C1.port)).toEqual([Status.OK]);
+    edge(E1, 'edge-1.example:5000', 10);
+    edge(E2, 'edge-2.example:5000', 3);
+    const redirects = () => t.socket.to(C1.port).filter((m) => m.type === MessageType.ACK && m.status === Status.REDIRECT).map((m) => (m as { detail: { redirect: string } }).detail.redirect);
+    for (let i = 0; i < 9; i++) t.subscribe(C1);
+    // Load 3 + those sent there since, against 10: E2 takes the first seven, then they alternate.
+    expect(redirects()).toEqual([...Array(7).fill('edge-2.example:5000'), 'edge-1.example:5000', 'edge-2.example:5000']);
+    // The edges' own SUBSCRIBEs are served, as are those of a session that said it is an edge without an address.
+    t.subscribe(E1);
+    expect(acks(t, E1.port)).toEqual([Status.OK]);
+    t.feed({ type: MessageType.EDGE, producerId: 0, requestId: 0, load: 0, advertise: '', auth: Buffer.alloc(0) }, C2);
+    t.subscribe(C2);
+    expect(acks(t, C2.port).at(-1)).toBe(Status.OK);
   });
 
   it('lets a client wait upstream for no more IDs than it may subscribe to', () => {

@@ -48,6 +48,9 @@ const roundTrips: Message[] = [
     type: MessageType.RECEIVER_REPORT, producerId: 0x1aaa99, requestId: 0, fractionLost: 13, cumulativeLost: 70, expected: 1400,
     jitterUs: 1234, framesComplete: 120, framesDropped: 1, retransmitsReceived: 65, audience: 2000,
   },
+  { type: MessageType.EDGE, producerId: 0, requestId: 0, load: 1234, auth: Buffer.alloc(32, 0x5a), advertise: 'edge-7.framecast.example:5000' },
+  { type: MessageType.EDGE, producerId: 0, requestId: 0, load: 0, auth: Buffer.alloc(0), advertise: '' },
+  { type: MessageType.ACK, producerId: 0x1aaa99, requestId: 8, status: Status.REDIRECT, ackedType: MessageType.SUBSCRIBE, detail: { redirect: 'edge-7.framecast.example:5000' } },
 ];
 
 describe('codec round trips', () => {
@@ -143,6 +146,7 @@ describe('malformed datagrams', () => {
     ['NAK range of 1025', ctl('1c001aaa99', '00000000', '00000001' + '00' + '01' + '000000050401'), E.BAD_FIELD],
     ['NAK for track 2', ctl('1c001aaa99', '00000000', '00000001' + '02' + '01' + '000000050001'), E.BAD_TRACK],
     ['RECEIVER_REPORT cut short', ctl('1d001aaa99', '00000000', '00'.repeat(25)), E.BAD_LENGTH],
+    ['EDGE with an address and no proof', ctl('2100000000', '00000000', '00000001' + '00' + Buffer.from('a:1').toString('hex')), E.BAD_FIELD],
     ['RECEIVER_REPORT with half an audience', ctl('1d001aaa99', '00000000', '00'.repeat(28)), E.BAD_LENGTH],
   ];
   it.each(table.map(([name, buf, code]) => [name, code, buf] as const))('%s gives %s', (_name, code, buf) => {

@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { encode, MediaFlag, MessageType, Track, type MediaMessage } from '../protocol/index.ts';
 import { cannotForge, forger } from './helpers/forge.ts';
 import { LossyRelay } from './helpers/lossy-relay.ts';
-import { Proc, startBroker } from './helpers/procs.ts';
+import { freeUdpPort, Proc, startBroker } from './helpers/procs.ts';
 import { expectSampleFramesInOrder, summaryOf } from './helpers/recording.ts';
 import { brokerStats, sessionPeer } from './helpers/udp.ts';
 import { until } from './helpers/until.ts';
@@ -14,8 +14,8 @@ const dir = mkdtempSync(join(tmpdir(), 'framecast-edge-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** An edge broker (PROTOCOL.md §5.5) of `upstream`, on a free port; with its upstream socket's local port. */
-async function startEdge(upstream: string, args: string[] = []): Promise<{ proc: Proc; port: number; address: string; upstreamPort: number }> {
-  const proc = new Proc('broker/main.ts', ['--port', '0', '--host', '127.0.0.1', '--upstream', upstream, ...args]);
+async function startEdge(upstream: string, args: string[] = [], env: Record<string, string> = {}): Promise<{ proc: Proc; port: number; address: string; upstreamPort: number }> {
+  const proc = new Proc('broker/main.ts', ['--port', '0', '--host', '127.0.0.1', '--upstream', upstream, ...args], env);
   const [, upstreamPort] = await proc.waitFor(/^edge of .* from local ports (\d+)/);
   const [, port] = await proc.waitFor(/broker listening on [^:]+:(\d+)/);
   return { proc, port: Number(port), address: `127.0.0.1:${port}`, upstreamPort: Number(upstreamPort) };
@@ -147,6 +147,26 @@ describe('edge brokers (PROTOCOL.md §5.5)', () => {
     expect(s2.frames).toBeGreaterThan(30);
     // Each origin serves the one stream it has, once.
     for (const [o, id] of [[a, '1AAA99'], [b, '2BBB88']] as const) expect(await listed(o.address, id)).toMatchObject({ viewers: 1 });
+  });
+
+  it('the redirect: viewers subscribing at the origin are sent to the edges, spread by load, and watch there', async () => {
+    const secret = { BROKER_EDGE_SECRET: 'only-our-edges' };
+    const origin = await startBroker(['--redirect'], secret);
+    new Proc('producer/main.ts', ['--id', '1AAA99', '--broker', origin.address]);
+    const ports = [await freeUdpPort(), await freeUdpPort()];
+    const edges = await Promise.all(ports.map((p) => startEdge(origin.address, ['--port', String(p), '--advertise', `127.0.0.1:${p}`], secret)));
+    const viewers = [1, 2, 3, 4].map(() => new Proc('client/main.ts', ['--broker', origin.address, '--subscribe', '1AAA99']));
+    const at = await Promise.all(viewers.map(async (v) => {
+      const [, to] = await v.waitFor(/^the broker sent us to the edge (127\.0\.0\.1:\d+): subscribing there$/);
+      await v.waitFor(/^1AAA99: frames are arriving/);
+      return to;
+    }));
+    const perEdge = ports.map((p) => at.filter((a) => a === `127.0.0.1:${p}`).length);
+    process.stdout.write(`figure: 4 viewers subscribing at the origin were sent ${perEdge.join(' and ')} to the two edges\n`);
+    expect(perEdge).toEqual([2, 2]);
+    // The origin serves the edges alone; its list counts the viewers behind them.
+    expect((await brokerStats(await sessionPeer(origin.port), 4)).subscriptions).toBe(2);
+    void edges;
   });
 
   it('an edge dies (SIGKILL): its viewers, given a list, move to the other edge and frames flow again within 3 s', async () => {

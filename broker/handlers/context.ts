@@ -51,6 +51,8 @@ export interface BrokerContext {
   releaseUpstream(id: number): void;
   /** A channel's viewers, edges' reported audiences included (PROTOCOL.md §4.11). */
   audience(ch: Channel): number;
+  /** The least-loaded edge that registered an address, counted as sent one more viewer; null: none. */
+  pickEdge(): string | null;
   /** A control datagram counted as received turns out to be dropped. */
   dropControl(code: string): void;
 }

@@ -6,6 +6,11 @@ import type { BrokerContext } from './context.ts';
 
 /** SUBSCRIBE (PROTOCOL.md §4.2): a session watches a producer ID; the latest frame goes out at once. */
 export function handleSubscribe(ctx: BrokerContext, m: SubscribeMessage, s: PeerSession): void {
+  // Spreading viewers (PROTOCOL.md §5.5): a viewer, not an edge, is sent to the least-loaded edge.
+  if (ctx.options.redirect && s.edge === null) {
+    const to = ctx.pickEdge();
+    if (to !== null) return ctx.ack(s, m, Status.REDIRECT, { redirect: to });
+  }
   const ch = ctx.channels.get(m.producerId);
   if (ch === undefined || ch.producer === null) {
     if (ctx.askUpstream(s, m)) return; // an edge: answered when its upstream broker has
