@@ -134,8 +134,12 @@ export class BrokerName {
     if (isIP(host) !== 0 || this.#looking) return null;
     this.#looking = true;
     try {
-      const address = await this.#resolve(host);
-      if (address === this.address) return null;
+      // A name may stand for several (DNS round robin, a headless Service): the broker moved
+      // only when the one in use is no longer among them.
+      const family = this.#socket.address().family === 'IPv6' ? 6 : 4;
+      const addresses = (await dns.lookup(host, { family, all: true })).map((a) => a.address);
+      if (addresses.length === 0 || addresses.includes(this.address)) return null;
+      const address = addresses[0];
       return (await this.connect(address)) ? address : null;
     } catch {
       return null; // the name does not resolve now: asked again at the next silence

@@ -1,9 +1,10 @@
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freeUdpPort, ROOT } from '../helpers/procs.ts';
+import { dockerEngine, ensureBaseImage, FROM, run } from './engine.ts';
 
 /**
  * The README's Docker section, step by step, against a real engine, as a user would: in a copy
@@ -14,22 +15,13 @@ import { freeUdpPort, ROOT } from '../helpers/procs.ts';
  * here, so a stand-in for the FROM image is built from this machine's node
  * (scripts/docker-standin-base.sh); the project's Dockerfile is used unchanged.
  */
-const run = (cmd: string, args: string[], o: { cwd?: string; timeoutMs?: number } = {}) =>
-  spawnSync(cmd, args, { cwd: o.cwd ?? ROOT, env: process.env, encoding: 'utf8', timeout: o.timeoutMs ?? 60_000 });
-const has = (cmd: string): boolean => run('sh', ['-c', `command -v ${cmd}`]).status === 0;
-let engine = run('docker', ['info'], { timeoutMs: 15_000 }).status === 0;
-let startedEngine = false;
-if (!engine && process.getuid?.() === 0 && has('dockerd')) {
-  startedEngine = run('bash', ['scripts/docker-engine.sh', 'start'], { timeoutMs: 90_000 }).status === 0;
-  engine = startedEngine;
-}
+const engine = dockerEngine();
 const compose = run('docker-compose', ['version']).status === 0;
 const script = run('script', ['--version']).status === 0;
-const why = !engine ? 'no Docker engine answers, and none could be started here (scripts/docker-engine.sh start needs root and dockerd)'
+const why = !engine.ok ? 'no Docker engine answers, and none could be started here (scripts/docker-engine.sh start needs root and dockerd)'
   : !compose ? 'docker-compose is not installed (Debian: docker-compose)'
   : !script ? 'script(1) is not installed (Debian: bsdutils), needed to attach with a terminal' : '';
 if (why !== '') process.stdout.write(`test:docker skipped: ${why}\n`);
-const FROM = /^FROM\s+(\S+)/m.exec(readFileSync(join(ROOT, 'Dockerfile'), 'utf8'))?.[1] ?? 'node:20-bookworm-slim';
 
 /** A copy of the checkout (the files git knows, as they are now), named `framecast` like a clone. */
 function copyCheckout(): string {
@@ -111,11 +103,7 @@ describe.skipIf(why !== '')(`Docker Compose on a real engine${why ? ` (skipped: 
   const inspect = (container: string, format: string): string => run('docker', ['inspect', '-f', format, container]).stdout.trim();
 
   beforeAll(async () => {
-    if (run('docker', ['image', 'inspect', FROM]).status !== 0) {
-      const r = run('bash', ['scripts/docker-standin-base.sh', FROM], { timeoutMs: 300_000 });
-      if (r.status !== 0) throw new Error(`cannot build a stand-in for ${FROM}: ${r.stderr}`);
-      builtBase = true;
-    }
+    builtBase = ensureBaseImage();
     dir = copyCheckout();
   }, 300_000);
 
@@ -127,7 +115,7 @@ describe.skipIf(why !== '')(`Docker Compose on a real engine${why ? ` (skipped: 
       rmSync(dirname(dir), { recursive: true, force: true });
     }
     if (builtBase) run('docker', ['rmi', '-f', FROM]);
-    if (startedEngine) run('bash', ['scripts/docker-engine.sh', 'stop'], { timeoutMs: 60_000 });
+    engine.stop();
   }, 300_000);
 
   it('up with two edges, attach, subscribe; change PRODUCERS both ways without touching the broker or the viewer; stable IDs; record; survive a broker crash', async () => {
