@@ -2,7 +2,7 @@
 # Starts (or stops) a Docker engine for `npm run test:docker` on machines where none runs:
 # Debian's dockerd with the vfs storage driver, which needs no kernel overlay support.
 # A running dockerd loads conntrack, which slows loopback UDP: stop it before `npm run bench`.
-# `stop` also removes what dockerd leaves behind (its nft tables, docker0), which slow loopback too.
+# `stop` also removes what dockerd leaves behind (its nft tables, docker0, a swarm's docker_gwbridge), which slow loopback too.
 #
 # usage: scripts/docker-engine.sh start|stop
 set -euo pipefail
@@ -30,6 +30,7 @@ case "${1:-}" in
       nft delete table ip nat 2>/dev/null || true
       nft delete table ip filter 2>/dev/null || true
       ip link del docker0 2>/dev/null || true
+      ip link del docker_gwbridge 2>/dev/null || true
       echo "docker-engine: stopped (its nft tables and docker0 removed)"
     fi
     ;;

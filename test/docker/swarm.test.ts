@@ -36,7 +36,10 @@ describe.skipIf(why !== '')(`Docker Swarm on a real engine${why ? ` (skipped: ${
     run('docker', ['stack', 'rm', STACK]);
     // The stack's network goes once its tasks are gone.
     for (let i = 0; i < 30 && run('docker', ['network', 'inspect', `${STACK}_default`]).status === 0; i++) await new Promise((r) => setTimeout(r, 1000));
-    if (swarm === 'made') run('docker', ['swarm', 'leave', '--force']);
+    if (swarm === 'made') {
+      run('docker', ['swarm', 'leave', '--force']);
+      run('docker', ['network', 'rm', 'docker_gwbridge']);
+    }
     run('docker', ['rmi', '-f', 'framecast:latest']);
     if (builtBase) run('docker', ['rmi', '-f', FROM]);
     engine.stop();
