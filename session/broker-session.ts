@@ -441,7 +441,8 @@ export class BrokerSession extends EventEmitter<SessionEvents> {
     // unanswered is followed by another a quarter interval later, so that one lost answer is told
     // from a broker gone within a few quarters (PROTOCOL.md §5.1).
     const quiet = silentMs > this.#opts.heartbeatIntervalMs;
-    this.#scheduleHeartbeat(!this.#reachable ? this.#backoff(this.#missed) : quiet ? this.#opts.heartbeatIntervalMs / 4 : this.#opts.heartbeatIntervalMs);
+    // (The quarter has the backoff's jitter: peers of a broker that died do not ask in step.)
+    this.#scheduleHeartbeat(!this.#reachable ? this.#backoff(this.#missed) : quiet ? Math.round((this.#opts.heartbeatIntervalMs / 4) * (0.75 + Math.random() * 0.5)) : this.#opts.heartbeatIntervalMs);
   }
 
   #decode(raw: Buffer): Message | null {
