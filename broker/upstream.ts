@@ -99,10 +99,6 @@ export class Upstream extends EventEmitter<UpstreamEvents> implements UpstreamLi
     this.link.send({ type: MessageType.UNSUBSCRIBE, producerId: id, requestId: 0 });
   }
 
-  get wanted(): ReadonlySet<number> {
-    return this.#wanted;
-  }
-
   async list(): Promise<{ producers: readonly ProducerInfo[]; truncated: boolean } | null> {
     const r = await this.link.request({ type: MessageType.LIST, producerId: 0, requestId: 0 });
     return r?.type === MessageType.LIST_REPLY ? { producers: r.producers, truncated: r.truncated } : null;
@@ -225,11 +221,6 @@ export class UpstreamPool extends EventEmitter<UpstreamEvents> implements Upstre
   /** Sends an edge's receiver report to the upstream that carries its stream. */
   report(m: ReceiverReportMessage): void {
     this.#owner.get(m.producerId)?.link.send(m);
-  }
-
-  /** The upstream that carries `id` now, if any. */
-  ownerOf(id: number): Upstream | undefined {
-    return this.#owner.get(id);
   }
 
   close(): void {

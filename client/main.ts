@@ -57,7 +57,7 @@ await runMain('client', async (main) => {
     say(text);
   });
   if (config.recordDir !== null) recordTo(client, config.recordDir, { tell: say });
-  if (config.stdoutId !== null) pipeFrames(client, config.stdoutId, process.stdout, () => quit());
+  const stdoutSink = config.stdoutId === null ? null : pipeFrames(client, config.stdoutId, process.stdout, () => quit());
   const view = new HttpView(client);
   /** Starts the live view where asked, or on first `view` at 127.0.0.1:8080 (any free port if that is taken). */
   const startView = async (where: { host: string; port: number } | null): Promise<string> => {
@@ -180,6 +180,8 @@ await runMain('client', async (main) => {
       malformed: client.malformed,
       receiveBufferBytes: rcv.grantedBytes,
       receiveBufferDrops: bufferDrops(),
+      // With --stdout: frames skipped because the reader of standard output fell behind.
+      ...(stdoutSink === null ? {} : { stdoutSkipped: stdoutSink.skipped() }),
     };
     client.close();
     view.close();

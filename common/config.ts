@@ -67,9 +67,14 @@ export function parseIdOrAuto(text: string, what = 'producer ID'): number | 'aut
   return text.trim().toLowerCase() === 'auto' ? 'auto' : parseId(text, what);
 }
 
-/** Entry `i` of a comma-separated list (PRODUCER_TITLES, PRODUCER_VIDEO_FILES, ...); '' past its end. */
+/** A comma-separated list (PRODUCER_TITLES, PRODUCER_VIDEO_FILES, ...), each entry trimmed. */
+export function listOf(text: string | undefined): string[] {
+  return (text ?? '').split(',').map((s) => s.trim());
+}
+
+/** Entry `i` of a comma-separated list; '' past its end. */
 export function listEntry(text: string | undefined, i: number): string {
-  return (text ?? '').split(',')[i]?.trim() ?? '';
+  return listOf(text)[i] ?? '';
 }
 
 /** Parses a comma-separated list of producer IDs (PRODUCER_IDS). */

@@ -1,4 +1,4 @@
-import { ConfigError, loadEnv, parseIdList, parseIdOrAuto, parseIntIn, parseNumberIn, type LogLevel } from '../common/config.ts';
+import { ConfigError, loadEnv, listOf, parseIdList, parseIdOrAuto, parseIntIn, parseNumberIn, type LogLevel } from '../common/config.ts';
 import { addBrokerOption, addLatencyOption, addPassphraseOption, addSharedOptions, brokerAddresses, valueOption, type SharedOptions } from '../common/options.ts';
 import type { LogFormat } from '../common/logger.ts';
 import { newProgram, parseProgram } from '../common/run.ts';
@@ -45,8 +45,6 @@ interface Flags extends SharedOptions {
   logFile?: string;
 }
 
-const list = (text: string | undefined): string[] => (text ?? '').split(',').map((s) => s.trim());
-
 /** Flags, then the environment, then .env: one frozen, validated config. */
 export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
   loadEnv();
@@ -71,9 +69,9 @@ export function loadProducerConfig(argv: readonly string[]): ProducerConfig {
   return Object.freeze({
     producerId: o.id,
     autoIds: o.id === 'auto' ? parseIdList(process.env.PRODUCER_IDS ?? '', 'PRODUCER_IDS') : [],
-    autoTitles: o.id === 'auto' ? list(process.env.PRODUCER_TITLES) : [],
-    autoVideos: o.id === 'auto' ? list(process.env.PRODUCER_VIDEO_FILES) : [],
-    autoAudios: o.id === 'auto' ? list(process.env.PRODUCER_AUDIO_FILES) : [],
+    autoTitles: o.id === 'auto' ? listOf(process.env.PRODUCER_TITLES) : [],
+    autoVideos: o.id === 'auto' ? listOf(process.env.PRODUCER_VIDEO_FILES) : [],
+    autoAudios: o.id === 'auto' ? listOf(process.env.PRODUCER_AUDIO_FILES) : [],
     brokers: brokerAddresses(o.broker),
     videoPath: o.video,
     audioPath: o.audio === false ? null : o.audio,

@@ -168,6 +168,8 @@ describe('the live view over HTTP', () => {
     const chunks = client.stdoutBytes;
     // With --stdout the text, the JSON summary too, goes to standard error.
     const s = await summaryOf(client, '1AAA99');
+    const [line] = await client.waitFor(/^\{"type":"summary".*\}$/);
+    expect((JSON.parse(line) as { stdoutSkipped: number }).stdoutSkipped).toBe(0); // a pipe that keeps up loses nothing
     await client.exited;
     const frames = splitMjpeg(Buffer.concat(chunks));
     expect(frames.length).toBe(s.frames);
