@@ -111,3 +111,53 @@ ${lines.join('\n')}
 </svg>
 `;
 }
+
+/** docs/BENCHMARKS-TREE.md: `npm run bench -- --tree`, a single broker against trees of an origin and K edges. */
+export function writeTreeReport(run: BenchRun, docsDir: string): void {
+  mkdirSync(docsDir, { recursive: true });
+  writeFileSync(join(docsDir, 'benchmarks-tree.json'), `${JSON.stringify(run, null, 2)}\n`);
+  const m = run.machine;
+  const lat = (l: { p50: number; p99: number; p999: number } | undefined) => (l === undefined ? '' : `${l.p50} / ${l.p99} / ${l.p999}`);
+  const rows = run.cells.flatMap((c) => {
+    const first = c.relays[0];
+    return c.relays.map((r) => {
+      const vs = r === first || first.deliveredPerS === 0 ? '' : `${((100 * r.deliveredPerS) / first.deliveredPerS).toFixed(0)}%`;
+      const added = r === first || r.latencyAtCommonUs === undefined || first.latencyAtCommonUs === undefined ? ''
+        : `${r.latencyAtCommonUs.p50 - first.latencyAtCommonUs.p50} / ${r.latencyAtCommonUs.p99 - first.latencyAtCommonUs.p99}`;
+      const cpu = r.cpuPctAtHalfByProcess === undefined ? String(r.cpuPctAtHalf) : `${r.cpuPctAtHalf} (origin ${r.cpuPctAtHalfByProcess[0]}, edges ${r.cpuPctAtHalfByProcess.slice(1).join(', ')})`;
+      return `| ${c.bytes} | ${c.subscribers} | ${r.kind} | ${r.sustainedIngressPerS.toLocaleString('en')} | ${r.deliveredPerS.toLocaleString('en')}${r.sourceLimited ? ' ≥' : ''}${(r.deliveredPerSRuns?.length ?? 0) > 1 ? ` (runs: ${r.deliveredPerSRuns!.map((d) => d.toLocaleString('en')).join(' / ')})` : ''} | ${r.deliveredMbitPerS} | ${vs} | ${r.latencyAtCommonUs?.atIngressPerS.toLocaleString('en') ?? ''} | ${lat(r.latencyAtCommonUs)} | ${added} | ${lat(r.latencyUs)} | ${cpu} | ${(r.rssKiB.end / 1024).toFixed(1)} |`;
+    });
+  });
+  const sign = run.cells.flatMap((c) => c.relays.map((r) => r.signUsPerFrame ?? 0)).filter((x) => x > 0).sort((a, b) => a - b);
+  writeFileSync(join(docsDir, 'BENCHMARKS-TREE.md'), `# Benchmarks: a tree of brokers
+
+Written by \`${run.command}\` (bench/run.ts, bench/report.ts) on ${run.when.slice(0, 10)}: ${m.cpus} cores (${m.model}),
+${m.memGiB} GiB, Node ${m.node}; ${m.pinned ? `every relay process pinned to core ${m.relayCpus ?? '0'} with taskset, producers and subscribers on core 1` : 'not pinned'};
+subscribers read with Node; loopback; trials of ${run.trialMs} ms, longer (up to ${5 * run.trialMs} ms) where the subscribers would be due fewer than 20,000 datagrams.
+Raw figures: [benchmarks-tree.json](benchmarks-tree.json). What the tree is for, and what it costs at internet scale: [SCALING.md](SCALING.md#a-tree-of-brokers).
+
+How each row is measured: as in [BENCHMARKS.md](BENCHMARKS.md) (the same harness and loss rule: at most 0.1% of the
+datagrams due at the subscribers missing or 100 ms late), with these differences:
+- *broker* is one broker process; *tree-K* is an origin broker and K edge brokers (\`--upstream\` the origin), each its
+  own process. Producers send to the origin (or the broker); subscriber i joins edge i mod K, so each edge pulls the stream
+  once from the origin and fans it out to its share of the viewers.
+- The producer sends whole frames of ${run.frameDatagrams ?? 1} datagrams, each signed with its run's Ed25519 key as a real producer signs
+  them: an edge releases a frame to its viewers only once all of it has arrived and its signature verifies (PROTOCOL.md §3.7).
+  The send time is written into every fragment before the frame is signed, so every latency figure includes the signing
+  (${sign.length === 0 ? '' : `${sign[0]}-${sign[sign.length - 1]} µs a frame here`}) and the edge's wait for the frame's last datagram.
+- *latency at one rate* is measured for every relay of a cell at the same ingress rate (a tenth of the first relay's
+  sustained rate), over 3 s: *added by the edge hop* is the tree's figure minus the single broker's, p50 / p99.
+- All relay processes share the relay core${(m.relayCpus ?? '0').includes(',') ? 's' : ''}: a tree here measures what the extra hop costs, not what more machines
+  give. Each edge on a machine of its own delivers what one broker does (SCALING.md works the tree out from that).
+- CPU is the sum over the relay's processes at half its sustained rate, then by process.
+
+| bytes | subscribers | relay | ingress/s (≤0.1% loss) | delivered/s | Mbit/s | vs broker | latency at one rate: ingress/s | p50 / p99 / p99.9 µs | added by the edge hop, p50 / p99 µs | latency at half rate | CPU % at half | RSS MiB (all processes) |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+${rows.join('\n')}
+
+Reading it: run to run, a row moves by up to a quarter on this 2-core machine. On one core the tree delivers less
+than one broker, as it must: the same core now also runs the origin's send to each edge and each edge's receive,
+reassembly and signature check. What matters for a tree across machines is the edge hop's latency and the origin's
+load, which depends on the number of edges, not of viewers.
+`);
+}

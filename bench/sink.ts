@@ -1,7 +1,7 @@
 import dgram from 'node:dgram';
 import { MessageType, Role } from '../protocol/index.ts';
 import { sealForBroker, type PeerSessionState } from '../session/peer-state.ts';
-import { exchange, HIST_BUCKETS, isMedia, isOk, openSession, REGISTER, REGISTERED, SEND_TIME_OFFSET, sessionRequest, sharedNowMs, type RelayKind } from './wire.ts';
+import { exchange, HIST_BUCKETS, isFramecast, isMedia, isOk, openSession, REGISTER, REGISTERED, SEND_TIME_OFFSET, sessionRequest, sharedNowMs, type RelayKind } from './wire.ts';
 
 /**
  * Subscriber sockets for the benchmark, run as a child process with IPC. Each socket proves
@@ -30,7 +30,7 @@ function onMedia(msg: Buffer): void {
 
 async function join(s: dgram.Socket, init: Init, producerId: number): Promise<void> {
   const port = init.port;
-  if (!init.kind.startsWith('broker')) {
+  if (!isFramecast(init.kind)) {
     const reg = Buffer.alloc(5);
     reg[0] = REGISTER;
     reg.writeUInt32BE(producerId, 1);
@@ -60,7 +60,7 @@ process.on('message', (raw: { cmd: string } & Record<string, unknown>) => {
           await Promise.all(sockets.slice(i, i + 50).map((s, k) => join(s, init, init.producerIds[i + k])));
         }
         for (const s of sockets) s.on('message', (msg) => { if (isMedia(msg)) onMedia(msg); });
-        if (init.kind.startsWith('broker')) {
+        if (isFramecast(init.kind)) {
           // Consent (PROTOCOL.md §5.2): a sealed heartbeat per session every second.
           const hb = { type: MessageType.HEARTBEAT, producerId: 0, requestId: 0, role: Role.CLIENT } as const;
           setInterval(() => { for (const s of sockets) s.send(sealForBroker(sessions.get(s)!, hb), init.port, '127.0.0.1'); }, 1000).unref();

@@ -42,7 +42,18 @@ export { isMedia };
  * baseline-threads: a receiving thread and two sending worker threads; broker-threads: the
  * broker with --fanout-threads 2 (run both with --relay-cpus 0,1, or the threads share one core).
  */
-export type RelayKind = 'broker' | 'broker-connected' | 'broker-threads' | 'baseline' | 'connected' | 'baseline-cluster' | 'baseline-threads';
+export type RelayKind = 'broker' | 'broker-connected' | 'broker-threads' | 'baseline' | 'connected' | 'baseline-cluster' | 'baseline-threads' | TreeKind;
+/** tree-K: an origin broker and K edge brokers (--upstream), each a process; producers send to the origin, subscribers are spread over the edges. */
+export type TreeKind = `tree-${number}`;
+
+/** The edges of a tree relay, or 0 for a single relay. */
+export function edgesOf(kind: RelayKind): number {
+  const m = /^tree-(\d+)$/.exec(kind);
+  return m === null ? 0 : Number(m[1]);
+}
+
+/** Whether the relay is Framecast's (sessions, ANNOUNCE, SUBSCRIBE) rather than the plain baseline. */
+export const isFramecast = (kind: RelayKind): boolean => kind.startsWith('broker') || edgesOf(kind) > 0;
 
 /** Latency histogram: 1 µs buckets up to 100 ms, the rest in the last bucket. */
 export const HIST_BUCKETS = 100_000;

@@ -61,3 +61,32 @@ it('the relays that measure a second core (the broker\'s fan-out threads, thread
     rmSync(dir, { recursive: true, force: true });
   }
 }, 90_000);
+
+it('the tree mode runs on the tiny matrix: an origin and two edges as processes, signed frames through the edges\' check, hop latency at one rate', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'framecast-bench-'));
+  try {
+    const out = join(dir, 'bench.json');
+    const p = new Proc('bench/run.ts', ['--quick', '--relays', 'broker,tree-2', '--subscribers', '3', '--out', out]);
+    await p.waitFor(/^results: /, 90_000);
+    expect((await p.exited).code).toBe(0);
+    const run = JSON.parse(readFileSync(out, 'utf8')) as BenchRun;
+    expect(run.frameDatagrams).toBe(16);
+    for (const c of run.cells) {
+      expect(c.relays.map((r) => r.kind)).toEqual(['broker', 'tree-2']);
+      const [broker, tree] = c.relays;
+      for (const r of c.relays) {
+        // Delivered at all means whole frames passed the edges' signature check (FrameGate).
+        expect(r.deliveredPerS).toBeGreaterThan(0);
+        expect(r.lossAtSustained).toBeLessThanOrEqual(0.001);
+        expect(r.signUsPerFrame).toBeGreaterThan(0);
+        // Both at the same ingress rate: the broker's tenth.
+        expect(r.latencyAtCommonUs!.atIngressPerS).toBe(broker.latencyAtTenthUs.atIngressPerS);
+        expect(r.latencyAtCommonUs!.samples).toBeGreaterThan(0);
+      }
+      expect(tree.cpuPctAtHalfByProcess).toHaveLength(3); // the origin and two edges
+    }
+    expect(p.stdoutLines.some((l) => /^ 1200 +3 +1 +tree-2 .* at \d+\/s: \d+\/\d+ µs \([+-]\d+\/[+-]\d+ vs broker\)/.test(l))).toBe(true);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 120_000);
