@@ -157,7 +157,9 @@ ${rows.join('\n')}
 
 Reading it: run to run, a row moves by up to a quarter on this 2-core machine. On one core the tree delivers less
 than one broker, as it must: the same core now also runs the origin's send to each edge and each edge's receive,
-reassembly and signature check. What matters for a tree across machines is the edge hop's latency and the origin's
+reassembly and signature check. The check is once per frame and edge (Ed25519 over the frame, about 0.15 ms for
+16 datagrams here), so with few viewers per edge it dominates: with 4 viewers, tree-4 checks each frame four times on
+the one core for four sends. What matters for a tree across machines is the edge hop's latency and the origin's
 load, which depends on the number of edges, not of viewers.
 `);
 }

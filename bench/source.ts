@@ -63,7 +63,8 @@ function sendFrame(p: number, startMs: number): number {
     d.writeUInt32BE(frameBytes, MediaOffset.FRAME_BYTES);
     d.writeUInt32BE(i * per, MediaOffset.FRAG_OFFSET);
     d[MediaOffset.FLAGS] = MediaFlag.KEYFRAME;
-    writeMediaToken(d, sessions[p]!.keys.mediaToken);
+    const token = sessions[p]?.keys.mediaToken;
+    if (token !== undefined) writeMediaToken(d, token);
     d.writeDoubleLE(now, SEND_TIME_OFFSET);
     parts.push(d);
   }
