@@ -125,6 +125,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly #clock: Clock;
   readonly #channels = new Map<number, Channel>();
   readonly #sessions: SessionTable;
+  /**
+   * Sessions that registered as edges with a proven address (EDGE): where `--redirect` may send
+   * viewers. Kept apart so that a redirect looks at the edges, not at every session.
+   */
+  readonly #redirectTargets = new Set<PeerSession>();
   readonly #validator: AddressValidator;
   /** Handshakes per source IP and from everyone, checked before any work (PROTOCOL.md §5.4). */
   readonly #handshakeRate: RateLimiter;
@@ -225,6 +230,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       },
       audience: (ch) => this.#audience(ch),
       pickEdge: () => this.#pickEdge(),
+      edgeRegistered: (s) => this.#redirectTargets.add(s),
       dropControl: (code) => this.#dropControl(code),
     };
     this.#edge = this.#upstream === null ? null : new EdgeFeeds(this.#ctx, this.#upstream);
@@ -511,7 +517,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
   #pickEdge(): string | null {
     const now = this.#clock();
     let best: PeerSession | null = null;
-    for (const s of this.#sessions.values()) {
+    for (const s of this.#redirectTargets) {
+      if (!this.#sessionLive(s)) {
+        this.#redirectTargets.delete(s);
+        continue;
+      }
       const e = s.edge;
       if (e === null || e.advertise === null || now - e.heardMs > REPORT_FRESH_MS) continue;
       if (best === null || e.load + e.assigned < best.edge!.load + best.edge!.assigned) best = s;
@@ -693,6 +703,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   #closeSession(s: PeerSession, reason: 'lease' | 'goodbye'): void {
     this.#sessions.close(s);
+    this.#redirectTargets.delete(s);
     s.ingress?.close();
     s.ingress = null;
     const client = s.client;

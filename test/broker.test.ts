@@ -813,6 +813,20 @@ describe('Broker as an edge (PROTOCOL.md §5.5)', () => {
     t.feed({ type: MessageType.EDGE, producerId: 0, requestId: 0, load: 0, advertise: '', auth: Buffer.alloc(0) }, C2);
     t.subscribe(C2);
     expect(acks(t, C2.port).at(-1)).toBe(Status.OK);
+    // An edge that left (GOODBYE) is sent no one; with none left, the broker serves the viewer itself.
+    t.feed({ type: MessageType.GOODBYE, producerId: 0, requestId: 0, reason: 0 }, E2);
+    t.socket.clear();
+    for (let i = 0; i < 3; i++) t.subscribe(C1);
+    expect(redirects()).toEqual(Array(3).fill('edge-1.example:5000'));
+    t.feed({ type: MessageType.GOODBYE, producerId: 0, requestId: 0, reason: 0 }, E1);
+    t.socket.clear();
+    t.subscribe(C1);
+    expect(redirects()).toEqual([]);
+    expect(acks(t, C1.port)).toEqual([Status.OK]);
+    edge({ address: E1.address, port: 7003 }, 'edge-1.example:5000', 0); // back, in a new session
+    t.socket.clear();
+    t.subscribe(C1);
+    expect(redirects()).toEqual(['edge-1.example:5000']);
   });
 
   it('lets a client wait upstream for no more IDs than it may subscribe to', () => {

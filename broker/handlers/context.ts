@@ -53,6 +53,8 @@ export interface BrokerContext {
   audience(ch: Channel): number;
   /** The least-loaded edge that registered an address, counted as sent one more viewer; null: none. */
   pickEdge(): string | null;
+  /** A session proved it is an edge with an address viewers reach (EDGE): one `pickEdge` may choose. */
+  edgeRegistered(s: PeerSession): void;
   /** A control datagram counted as received turns out to be dropped. */
   dropControl(code: string): void;
 }

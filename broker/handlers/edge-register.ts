@@ -17,4 +17,5 @@ export function handleEdge(ctx: BrokerContext, m: EdgeMessage, s: PeerSession): 
   }
   // A new load report: the viewers sent there meanwhile are in it.
   s.edge = { advertise, load: m.load, heardMs: ctx.now(), assigned: 0 };
+  if (advertise !== null) ctx.edgeRegistered(s);
 }
