@@ -226,7 +226,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
       askUpstream: (s, m) => this.#edge?.ask(s, m) ?? false,
       releaseUpstream: (id) => {
         this.#upstream?.release(id);
-        this.#channels.get(id)!.gate = null;
+        const ch = this.#channels.get(id)!;
+        ch.gate?.clear();
+        ch.gate = null;
       },
       audience: (ch) => this.#audience(ch),
       pickEdge: () => this.#pickEdge(),

@@ -39,7 +39,7 @@ export interface BrokerCounters {
   framesForgedUpstream: number;
   /** Dropped datagrams by reason: protocol error codes and FC_DROP_* codes. */
   readonly drops: Map<string, number>;
-  countDrop(reason: string): void;
+  countDrop(reason: string, n?: number): void;
   /** Requests of proven sessions answered with a refusal, by reason (REFUSED_* codes, PROTOCOL.md §5.4). */
   readonly refusals: Map<string, number>;
   countRefusal(reason: RefusalReason): void;
@@ -60,8 +60,8 @@ export function createCounters(): BrokerCounters {
     naksIn: 0, retransmitsOut: 0, retransmitsUnavailable: 0, retransmitsThrottled: 0, reportsIn: 0, framesShed: 0, datagramsShed: 0,
     uplinkNaksOut: 0, uplinkNakked: 0, uplinkRepairsIn: 0, uplinkAbandoned: 0, framesShedBusy: 0, receiveBufferDrops: 0, framesForgedUpstream: 0,
     drops,
-    countDrop(reason) {
-      drops.set(reason, (drops.get(reason) ?? 0) + 1);
+    countDrop(reason, n = 1) {
+      drops.set(reason, (drops.get(reason) ?? 0) + n);
     },
     refusals,
     countRefusal(reason) {

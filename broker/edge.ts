@@ -167,7 +167,12 @@ export class EdgeFeeds {
   /** A new run of an upstream channel: its frames verify with the new key only. */
   #newRun(ch: Channel, frameKey: Buffer): void {
     ch.clearCache();
+    ch.gate?.clear();
     const opener = new FrameOpener({ frameKey, encrypted: false, passKey: null });
-    ch.gate = new FrameGate({ holdMs: this.#ctx.options.latencyMs, maxBytes: this.#ctx.options.maxCacheBytesPerProducer, verify: (f, sealed) => opener.verify(f, sealed) });
+    ch.gate = new FrameGate({
+      holdMs: this.#ctx.options.latencyMs, maxBytes: this.#ctx.options.maxCacheBytesPerProducer, verify: (f, sealed) => opener.verify(f, sealed),
+      // Received, counted in datagramsIn, and never to be forwarded: each counted once more, as a drop.
+      discarded: (n) => this.#ctx.counters.countDrop('FC_DROP_UNVERIFIED_FRAME', n),
+    });
   }
 }

@@ -14,6 +14,8 @@ export interface FrameGateOptions {
   readonly maxBytes: number;
   /** The run's check of a whole frame: its producer's signature (FrameOpener.verify). */
   readonly verify: (frame: FrameIdentity, sealed: Buffer) => boolean;
+  /** Told of datagrams taken that will never be released (refused, or parts of a frame dropped), so the caller counts every datagram once. */
+  readonly discarded?: (datagrams: number) => void;
 }
 
 export interface FrameGateCounters {
@@ -25,6 +27,8 @@ export interface FrameGateCounters {
   framesExpired: number;
   /** Datagrams that contradict their frame (another size, another run, a part out of range), or repeat a part held. */
   datagramsRefused: number;
+  /** Datagrams taken that will never be released: the refused ones, and the parts of every frame dropped or forgotten. */
+  datagramsDiscarded: number;
 }
 
 interface HeldFrame {
@@ -46,7 +50,7 @@ const NONE: readonly Buffer[] = Object.freeze([]);
  * released together, in fragment order, byte for byte as received. Pure: the caller gives the time.
  */
 export class FrameGate {
-  readonly counters: FrameGateCounters = { framesReleased: 0, framesForged: 0, framesExpired: 0, datagramsRefused: 0 };
+  readonly counters: FrameGateCounters = { framesReleased: 0, framesForged: 0, framesExpired: 0, datagramsRefused: 0, datagramsDiscarded: 0 };
   readonly #opts: FrameGateOptions;
   /** Frames being gathered, by track and frame number, oldest first (Map keeps insertion order). */
   readonly #held = new Map<number, HeldFrame>();
@@ -86,6 +90,7 @@ export class FrameGate {
         mediaTimestampMs(d) !== id.timestampMs || f.parts[index] !== undefined ||
         mediaFragOffset(d) + payload > f.frameBytes) {
       this.counters.datagramsRefused++;
+      this.#discard(1);
       return NONE;
     }
     f.parts[index] = d;
@@ -102,6 +107,7 @@ export class FrameGate {
     for (const p of parts) p.copy(sealed, mediaFragOffset(p), MEDIA_HEADER_BYTES);
     if (f.bytes !== f.frameBytes + parts.length * SLOT_BYTES || !this.#opts.verify(id, sealed)) {
       this.counters.framesForged++;
+      this.#discard(f.received);
       return NONE;
     }
     this.counters.framesReleased++;
@@ -114,13 +120,17 @@ export class FrameGate {
       if (nowMs - f.firstSeenMs <= this.#opts.holdMs) break; // oldest first: the rest are younger
       this.#forget(key, f);
       this.counters.framesExpired++;
+      this.#discard(f.received);
     }
   }
 
   /** Forgets everything held (a new run of the producer, or no one left to send to). */
   clear(): void {
+    let held = 0;
+    for (const f of this.#held.values()) held += f.received;
     this.#held.clear();
     this.#bytes = 0;
+    this.#discard(held);
   }
 
   #makeRoom(): void {
@@ -128,7 +138,14 @@ export class FrameGate {
       if (this.#bytes <= this.#opts.maxBytes) return;
       this.#forget(key, f);
       this.counters.framesExpired++;
+      this.#discard(f.received);
     }
+  }
+
+  #discard(datagrams: number): void {
+    if (datagrams === 0) return;
+    this.counters.datagramsDiscarded += datagrams;
+    this.#opts.discarded?.(datagrams);
   }
 
   #forget(key: number, f: HeldFrame): void {

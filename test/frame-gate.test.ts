@@ -13,9 +13,12 @@ function run(epoch = 7) {
   return { key: sealer.publicKey, frame: (no: number, bytes = 5000) => pk.packetize(Track.VIDEO, Buffer.alloc(bytes, no & 0xff), no * 83, MediaFlag.KEYFRAME) };
 }
 
+/** Datagrams the last gate made told it discarded, through its callback. */
+let told = 0;
 function gate(key: Buffer, holdMs = 120, maxBytes = 1 << 20): FrameGate {
   const opener = new FrameOpener({ frameKey: key, encrypted: false, passKey: null });
-  return new FrameGate({ holdMs, maxBytes, verify: (f, sealed) => opener.verify(f, sealed) });
+  told = 0;
+  return new FrameGate({ holdMs, maxBytes, verify: (f, sealed) => opener.verify(f, sealed), discarded: (n) => { told += n; } });
 }
 
 describe('FrameGate (a relay lets through only whole, verified frames)', () => {
@@ -52,6 +55,9 @@ describe('FrameGate (a relay lets through only whole, verified frames)', () => {
     const released = honest.slice(1).flatMap((d) => [...g.push(d, 0)]);
     expect(released).toEqual(honest);
     expect(g.counters).toMatchObject({ framesReleased: 1, framesForged: 2, datagramsRefused: 1 });
+    // Every datagram taken is released or discarded: 5 + 5 of the dropped frames, and the refused one.
+    expect(g.counters.datagramsDiscarded).toBe(11);
+    expect(told).toBe(11);
   });
 
   it('lets an incomplete frame go after the hold time, and the oldest ones when over its bytes', () => {
@@ -68,5 +74,10 @@ describe('FrameGate (a relay lets through only whole, verified frames)', () => {
     for (let n = 2; n <= 4; n++) for (const d of r.frame(n).slice(1)) g.push(d, 200);
     expect(g.counters.framesExpired).toBe(2);
     expect(g.heldBytes).toBeLessThanOrEqual(8_000);
+    // The expired part, the 4 parts of the frame let go for room; then the 8 still held, on clear().
+    expect(told).toBe(5);
+    g.clear();
+    expect(told).toBe(13);
+    expect(g.counters.datagramsDiscarded).toBe(13);
   });
 });
