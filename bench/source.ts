@@ -42,16 +42,19 @@ function next(): Buffer {
   return d;
 }
 
+/** When this source started: frames' media timestamps count from it, across trials. */
+const startedMs = sharedNowMs();
+
 /** Producer p's next frame of `frameDatagrams` datagrams, stamped now and signed; sent at once. */
-function sendFrame(p: number, startMs: number): number {
+function sendFrame(p: number): number {
   const count = init.frameDatagrams!;
   const per = init.bytes - MEDIA_HEADER_BYTES;
   const frameBytes = count * per;
   const frameNo = frameNos[p]++;
-  const timestampMs = Math.floor(sharedNowMs() - startMs) >>> 0;
+  const now = sharedNowMs();
+  const timestampMs = Math.floor(now - startedMs) >>> 0;
   const producerId = init.producerIds[p];
   const parts: Buffer[] = [];
-  const now = sharedNowMs();
   for (let i = 0; i < count; i++) {
     const d = next();
     d.writeUInt32BE(producerId, MediaOffset.PRODUCER_ID);
@@ -86,7 +89,6 @@ function run(rate: number, ms: number): Promise<number[]> {
   let total = 0;
   let frames = 0;
   const start = performance.now();
-  const startShared = sharedNowMs();
   signMs = 0;
   signed = 0;
   return new Promise((resolve) => {
@@ -98,7 +100,7 @@ function run(rate: number, ms: number): Promise<number[]> {
         // Whole frames, round robin over the producers, until the datagrams due are sent.
         while (total < dueTotal) {
           const p = frames++ % n;
-          const k = sendFrame(p, startShared);
+          const k = sendFrame(p);
           sent[p] += k;
           total += k;
         }
