@@ -166,8 +166,7 @@ export class EdgeFeeds {
 
   /** A new run of an upstream channel: its frames verify with the new key only. */
   #newRun(ch: Channel, frameKey: Buffer): void {
-    ch.clearCache();
-    ch.gate?.clear();
+    ch.clearCache(); // the old gate's held datagrams with it, counted as discarded
     const opener = new FrameOpener({ frameKey, encrypted: false, passKey: null });
     ch.gate = new FrameGate({
       holdMs: this.#ctx.options.latencyMs, maxBytes: this.#ctx.options.maxCacheBytesPerProducer, verify: (f, sealed) => opener.verify(f, sealed),
